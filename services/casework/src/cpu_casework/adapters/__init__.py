@@ -1,0 +1,1 @@
+"""Adapters: tables, repositories and external lookups."""

@@ -1,0 +1,1 @@
+"""The CPU forensics service: evidence register, chain of custody and lab analyses."""

@@ -1,0 +1,1 @@
+"""The CPU icac service: international tip feeds, triage, analyst workflow and escalation."""

@@ -1,0 +1,1 @@
+"""Service layer: command and event handlers with a unit of work."""

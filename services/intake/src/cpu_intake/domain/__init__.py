@@ -1,0 +1,1 @@
+"""Domain core: aggregates, value objects and rules. No I/O."""

@@ -1,0 +1,1 @@
+"""The CPU reporting service: the unit's figures, from events that carry no personal data."""

@@ -1,0 +1,24 @@
+"""Builds the reporting service process."""
+
+from fastapi import FastAPI
+
+from cpu_reporting.config import ReportingSettings
+from cpu_reporting.entrypoints.http import router
+from cpu_reporting.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    runtime = ServiceRuntime(settings, migrations_package="cpu_reporting.migrations")
+    register_subscribers(runtime)
+    return runtime.create_app(title="CPU reporting service", routers=[router])
+
+
+def main() -> None:
+    settings = ReportingSettings()
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

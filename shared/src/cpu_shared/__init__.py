@@ -1,0 +1,1 @@
+"""Event contracts and the small common platform code every CPU service uses."""

@@ -1,0 +1,86 @@
+"""Database engines and migrations. Each service owns one database and its own migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; SQLite files get WAL and a busy timeout so the relay and handlers share it."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+async def check_database(engine: AsyncEngine, timeout: float) -> bool:
+    """True when the store answers ``SELECT 1`` within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def alembic_config(migrations_package: str, url: str) -> Config:
+    """An Alembic config for the migrations shipped inside a service package."""
+    location = resources.files(migrations_package)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade_to_head(migrations_package: str, url: str) -> None:
+    """Apply every migration of the package (blocking; call from a thread inside an event loop)."""
+    command.upgrade(alembic_config(migrations_package, url), "head")
+
+
+async def apply_migrations(migrations_package: str, url: str) -> None:
+    # Alembic's async env runs its own event loop, so it needs a thread without one.
+    await asyncio.to_thread(upgrade_to_head, migrations_package, url)

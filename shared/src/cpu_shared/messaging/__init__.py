@@ -1,0 +1,1 @@
+"""Reliable messaging: envelope, topics, transactional outbox, idempotent consumers, dead letters."""

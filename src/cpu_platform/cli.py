@@ -1,0 +1,97 @@
+"""`cpu`: the operator's command.
+
+Subcommands that act on the platform talk to Kafka or to a service's own store; none reads
+another service's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Operate the CPU case platform.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Show and replay dead-lettered events.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics of the platform.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(topics_app, name="topics")
+
+
+def bootstrap_servers() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+@app.command()
+def up(var_dir: Path = typer.Option(Path("var"), help="Where the SQLite stores and broker data live.")
+       ) -> None:
+    """Run a local broker and all five services until Ctrl-C."""
+    from cpu_platform.devstack.up import run
+
+    raise typer.Exit(run(var_dir))
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the platform (and its dead-letter topic) if missing."""
+    from cpu_platform.devstack.kafka import ensure_topics
+    from cpu_shared.messaging.topics import all_topic_names
+
+    names = all_topic_names()
+    ensure_topics(bootstrap_servers(), names)
+    for name, partitions in names.items():
+        typer.echo(f"{name}\t{partitions} partitions")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: str | None = typer.Argument(None, help="A topic or its .dlq; all dead-letter topics if omitted."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per dead letter."),
+) -> None:
+    """Show dead letters: where each came from, which group failed it, and why."""
+    from cpu_shared.messaging.dead_letters import dead_letter_topics, read_dead_letters
+    from cpu_shared.messaging.topics import DLQ_SUFFIX, dead_letter_topic
+
+    async def main() -> int:
+        servers = bootstrap_servers()
+        if topic is None:
+            targets = await dead_letter_topics(servers)
+        else:
+            targets = [topic if topic.endswith(DLQ_SUFFIX) else dead_letter_topic(topic)]
+        total = 0
+        for target in targets:
+            letters = await read_dead_letters(servers, target)
+            total += len(letters)
+            if as_json:
+                for letter in letters:
+                    typer.echo(json.dumps(letter.summary(), ensure_ascii=False))
+                continue
+            typer.echo(f"{target}: {len(letters)} dead letter(s)")
+            for letter in letters:
+                s = letter.summary()
+                typer.echo(f"  {s['dlq']}  from {s['original']}  group={s['consumer_group']}  "
+                           f"{s['exception_type']}: {s['reason']}  (first failed {s['first_failed_at']})")
+        return total
+
+    asyncio.run(main())
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(topic: str = typer.Argument(..., help="A topic or its .dlq.")) -> None:
+    """Replay dead letters onto their original topic; running it again replays nothing twice."""
+    from cpu_shared.messaging.dead_letters import redrive
+    from cpu_shared.messaging.topics import DLQ_SUFFIX, dead_letter_topic
+
+    dlq = topic if topic.endswith(DLQ_SUFFIX) else dead_letter_topic(topic)
+    republished, skipped = asyncio.run(redrive(bootstrap_servers(), dlq))
+    typer.echo(f"{dlq}: {republished} replayed, {skipped} duplicate copies skipped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

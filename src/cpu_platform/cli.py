@@ -25,8 +25,9 @@ def bootstrap_servers() -> str:
 
 
 @app.command()
-def up(var_dir: Path = typer.Option(Path("var"), help="Where the SQLite stores and broker data live.")
-       ) -> None:
+def up(
+    var_dir: Path = typer.Option(Path("var"), help="Where the SQLite stores and broker data live."),
+) -> None:
     """Run a local broker and all five services until Ctrl-C."""
     from cpu_platform.devstack.up import run
 
@@ -36,8 +37,9 @@ def up(var_dir: Path = typer.Option(Path("var"), help="Where the SQLite stores a
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic of the platform (and its dead-letter topic) if missing."""
-    from cpu_platform.devstack.kafka import ensure_topics
     from cpu_shared.messaging.topics import all_topic_names
+
+    from cpu_platform.devstack.kafka import ensure_topics
 
     names = all_topic_names()
     ensure_topics(bootstrap_servers(), names)
@@ -47,7 +49,9 @@ def topics_create() -> None:
 
 @dlq_app.command("list")
 def dlq_list(
-    topic: str | None = typer.Argument(None, help="A topic or its .dlq; all dead-letter topics if omitted."),
+    topic: str | None = typer.Argument(
+        None, help="A topic or its .dlq; all dead-letter topics if omitted."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per dead letter."),
 ) -> None:
     """Show dead letters: where each came from, which group failed it, and why."""
@@ -71,8 +75,10 @@ def dlq_list(
             typer.echo(f"{target}: {len(letters)} dead letter(s)")
             for letter in letters:
                 s = letter.summary()
-                typer.echo(f"  {s['dlq']}  from {s['original']}  group={s['consumer_group']}  "
-                           f"{s['exception_type']}: {s['reason']}  (first failed {s['first_failed_at']})")
+                typer.echo(
+                    f"  {s['dlq']}  from {s['original']}  group={s['consumer_group']}  "
+                    f"{s['exception_type']}: {s['reason']}  (first failed {s['first_failed_at']})"
+                )
         return total
 
     asyncio.run(main())

@@ -30,7 +30,7 @@ def _add_correlation_id(_logger: object, _name: str, event: dict) -> dict:
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route structlog and the standard library (uvicorn, aiokafka, faststream) to JSON on stdout."""
+    """Route structlog and the standard library (uvicorn, aiokafka, ...) to JSON on stdout."""
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpu_shared.config import ServiceSettings
 from cpu_shared.db import apply_migrations, check_database, create_engine, session_factory
@@ -53,7 +54,9 @@ class ServiceRuntime:
         self.consumer_metrics = ConsumerMetrics(self.registry)
         self.outbox_metrics = OutboxMetrics(self.registry, self.name)
         self.relay = OutboxRelay(
-            engine=self.engine, publish=self._publish_unconfirmed, service=self.name,
+            engine=self.engine,
+            publish=self._publish_unconfirmed,
+            service=self.name,
             metrics=self.outbox_metrics,
         )
         self.consumers: list[EventConsumer] = []
@@ -61,15 +64,28 @@ class ServiceRuntime:
     async def _publish_unconfirmed(
         self, topic: str, key: bytes, value: bytes, headers: dict[str, str]
     ) -> asyncio.Future[Any]:
-        return await self.broker.publish(value, topic=topic, key=key, headers=headers,
-                                         no_confirm=True)
+        return await self.broker.publish(
+            value, topic=topic, key=key, headers=headers, no_confirm=True
+        )
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: state and outbox rows commit together, then the relay is woken."""
+        async with self.sessions() as session, session.begin():
+            yield session
+        self.relay.notify()
 
     def consumer(self, topic: str, group: str, handle: Any, **options: Any) -> EventConsumer:
         """Declare a consumer group of this service; it starts with the process."""
         consumer = EventConsumer(
-            topic=topic, group_id=f"{self.name}.{group}", handle=handle, sessions=self.sessions,
-            metrics=self.consumer_metrics, stopping=self.stopping,
-            on_committed=self.relay.notify, **options,
+            topic=topic,
+            group_id=f"{self.name}.{group}",
+            handle=handle,
+            sessions=self.sessions,
+            metrics=self.consumer_metrics,
+            stopping=self.stopping,
+            on_committed=self.relay.notify,
+            **options,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)
@@ -117,8 +133,11 @@ class ServiceRuntime:
             except Exception as exc:
                 if attempt == attempts:
                     raise
-                log.warning("broker not reachable at start; retrying", attempt=attempt,
-                            error=type(exc).__name__)
+                log.warning(
+                    "broker not reachable at start; retrying",
+                    attempt=attempt,
+                    error=type(exc).__name__,
+                )
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 await asyncio.sleep(min(2.0, 0.2 * attempt))

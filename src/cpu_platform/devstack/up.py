@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cpu_shared.messaging.topics import all_topic_names
 
 from cpu_platform.devstack.kafka import LocalKafka, ensure_topics
 from cpu_platform.devstack.process import die_with_parent
-from cpu_shared.messaging.topics import all_topic_names
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,25 @@ def service_port(spec: ServiceSpec) -> int:
     return int(os.environ.get(f"{spec.env_prefix}_PORT", spec.port))
 
 
-def start_service(spec: ServiceSpec, *, var_dir: Path, bootstrap: str, extra_env: dict[str, str]
-                  ) -> subprocess.Popen[bytes]:
+def start_service(
+    spec: ServiceSpec, *, var_dir: Path, bootstrap: str, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     env = os.environ | extra_env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    env.setdefault(f"{spec.env_prefix}_DATABASE_URL",
-                   f"sqlite+aiosqlite:///{var_dir / (spec.name + '.db')}")
+    env.setdefault(
+        f"{spec.env_prefix}_DATABASE_URL", f"sqlite+aiosqlite:///{var_dir / (spec.name + '.db')}"
+    )
     env.setdefault(f"{spec.env_prefix}_PORT", str(service_port(spec)))
     return subprocess.Popen(
         [sys.executable, "-m", f"cpu_{spec.name}.app"],
-        env=env, start_new_session=True, preexec_fn=die_with_parent,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
     )
 
 
-def wait_healthy(urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]],
-                 timeout: float) -> None:
+def wait_healthy(
+    urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     pending = dict(urls)
     while pending:
@@ -111,15 +116,19 @@ def run(var_dir: Path, *, health_timeout: float = 180.0) -> int:
             print(f"Using the Kafka cluster at {bootstrap}", flush=True)
         else:
             print("Starting the local Kafka broker ...", flush=True)
-            broker = LocalKafka(var_dir / "kafka", port=int(os.environ.get("CPU_KAFKA_PORT", 9092)),
-                                controller_port=int(os.environ.get("CPU_KAFKA_CONTROLLER_PORT", 9093)))
+            broker = LocalKafka(
+                var_dir / "kafka",
+                port=int(os.environ.get("CPU_KAFKA_PORT", 9092)),
+                controller_port=int(os.environ.get("CPU_KAFKA_CONTROLLER_PORT", 9093)),
+            )
             broker.start()
             bootstrap = broker.bootstrap_servers
         ensure_topics(bootstrap, all_topic_names())
         urls = {s.name: f"http://127.0.0.1:{service_port(s)}" for s in SERVICES}
         for spec in SERVICES:
-            procs[spec.name] = start_service(spec, var_dir=var_dir, bootstrap=bootstrap,
-                                             extra_env={})
+            procs[spec.name] = start_service(
+                spec, var_dir=var_dir, bootstrap=bootstrap, extra_env={}
+            )
         wait_healthy(urls, procs, health_timeout)
         print("\nThe CPU platform is up:", flush=True)
         print(f"  {'kafka':<10} {bootstrap}")

@@ -1,1 +1,1 @@
-"""The CPU casework service: cases from referrals and tips, teams, investigation outcomes and victim services."""
+"""The CPU casework service: cases from referrals and tips, outcomes and victim services."""

@@ -1,8 +1,7 @@
 """Configuration of the forensics service, from ``FORENSICS_*`` variables."""
 
-from pydantic_settings import SettingsConfigDict
-
 from cpu_shared.config import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class ForensicsSettings(ServiceSettings):

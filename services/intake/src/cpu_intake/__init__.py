@@ -1,1 +1,1 @@
-"""The CPU intake service: referrals from the 1288 helpline, police and community, triaged for casework."""
+"""The CPU intake service: referrals from the helpline, police and community."""

@@ -1,1 +1,1 @@
-"""Reliable messaging: envelope, topics, transactional outbox, idempotent consumers, dead letters."""
+"""Reliable messaging: envelope, topics, outbox, idempotent consumers, dead letters."""

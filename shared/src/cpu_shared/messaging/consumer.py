@@ -25,8 +25,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cpu_shared.logging import correlation_id, get_logger
 from cpu_shared.messaging.dead_letters import DeadLetterHeaders, dead_letter_headers
@@ -78,22 +77,32 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError | OSError | KafkaError):
         return True
     name = type(exc).__name__
-    return name in {"PostgresConnectionError", "CannotConnectNowError", "ConnectionDoesNotExistError",
-                    "TooManyConnectionsError", "AdminShutdownError"}
+    return name in {
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+    }
 
 
 class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["topic", "group"]
         self.consumed = Counter("cpu_events_consumed", "Events applied", labels, registry=registry)
-        self.failed = Counter("cpu_events_failed", "Handler attempts that failed", labels,
-                              registry=registry)
-        self.dead_lettered = Counter("cpu_events_dead_lettered", "Events sent to the DLQ", labels,
-                                     registry=registry)
-        self.deduplicated = Counter("cpu_events_deduplicated", "Redelivered events ignored", labels,
-                                    registry=registry)
+        self.failed = Counter(
+            "cpu_events_failed", "Handler attempts that failed", labels, registry=registry
+        )
+        self.dead_lettered = Counter(
+            "cpu_events_dead_lettered", "Events sent to the DLQ", labels, registry=registry
+        )
+        self.deduplicated = Counter(
+            "cpu_events_deduplicated", "Redelivered events ignored", labels, registry=registry
+        )
         self.latency = Histogram(
-            "cpu_event_handler_seconds", "Time to apply a message or batch", labels,
+            "cpu_event_handler_seconds",
+            "Time to apply a message or batch",
+            labels,
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
@@ -145,8 +154,13 @@ class EventConsumer:
             "title": f"{self.group_id}:{self.topic}",
         }
         if self.batch:
-            sub = broker.subscriber(self.topic, batch=True, max_records=self.max_records,
-                                    batch_timeout_ms=100, **options)
+            sub = broker.subscriber(
+                self.topic,
+                batch=True,
+                max_records=self.max_records,
+                batch_timeout_ms=100,
+                **options,
+            )
         else:
             sub = broker.subscriber(self.topic, **options)
 
@@ -162,8 +176,12 @@ class EventConsumer:
         try:
             await msg.ack()
         except Exception as exc:  # a rebalance can refuse the commit; redelivery is harmless
-            log.warning("offset commit failed; messages will be redelivered and deduplicated",
-                        topic=self.topic, group=self.group_id, error=type(exc).__name__)
+            log.warning(
+                "offset commit failed; messages will be redelivered and deduplicated",
+                topic=self.topic,
+                group=self.group_id,
+                error=type(exc).__name__,
+            )
 
     # -- processing ---------------------------------------------------------------------------
 
@@ -201,7 +219,8 @@ class EventConsumer:
             try:
                 await self._apply(items)
                 self.metrics.latency.labels(self.topic, self.group_id).observe(
-                    time.perf_counter() - started)
+                    time.perf_counter() - started
+                )
                 return
             except asyncio.CancelledError:
                 raise
@@ -210,9 +229,13 @@ class EventConsumer:
                 first_failed_at = first_failed_at or utcnow()
                 if is_transient(exc):
                     delay = self.retry.delay(min(attempt + 1, 10))
-                    log.warning("transient failure; retrying", topic=self.topic,
-                                group=self.group_id, error=type(exc).__name__,
-                                backoff_s=round(delay, 2))
+                    log.warning(
+                        "transient failure; retrying",
+                        topic=self.topic,
+                        group=self.group_id,
+                        error=type(exc).__name__,
+                        backoff_s=round(delay, 2),
+                    )
                     attempt += 1
                     await self._backoff(delay)
                     continue
@@ -224,11 +247,19 @@ class EventConsumer:
                 attempt += 1
                 if attempt >= self.retry.max_attempts:
                     await self._dead_letter(
-                        items[0][0], f"handler failed {attempt} times: {type(exc).__name__}",
-                        exc, first_failed_at)
+                        items[0][0],
+                        f"handler failed {attempt} times: {type(exc).__name__}",
+                        exc,
+                        first_failed_at,
+                    )
                     return
-                log.warning("handler failed; retrying", topic=self.topic, group=self.group_id,
-                            error=type(exc).__name__, attempt=attempt)
+                log.warning(
+                    "handler failed; retrying",
+                    topic=self.topic,
+                    group=self.group_id,
+                    error=type(exc).__name__,
+                    attempt=attempt,
+                )
                 await self._backoff(self.retry.delay(attempt))
 
     async def _backoff(self, delay: float) -> None:
@@ -263,8 +294,14 @@ class EventConsumer:
                     await self.handle(session, item)
                 finally:
                     correlation_id.reset(token)
-                session.add(InboxEntry(consumer_group=self.group_id, event_id=event_id,
-                                       topic=self.topic, processed_at=now))
+                session.add(
+                    InboxEntry(
+                        consumer_group=self.group_id,
+                        event_id=event_id,
+                        topic=self.topic,
+                        processed_at=now,
+                    )
+                )
         if self.on_committed:
             self.on_committed()
         if duplicates:
@@ -294,20 +331,31 @@ class EventConsumer:
         while True:
             try:
                 await self.broker.publish(
-                    record.value, topic=dead_letter_topic(record.topic), key=record.key,
+                    record.value,
+                    topic=dead_letter_topic(record.topic),
+                    key=record.key,
                     headers=headers,
                 )
                 break
             except Exception as exc2:
                 # The DLQ write must succeed before the offset moves on: retry until it does.
                 attempt += 1
-                log.warning("dead-letter publish failed; retrying", topic=record.topic,
-                            error=type(exc2).__name__)
+                log.warning(
+                    "dead-letter publish failed; retrying",
+                    topic=record.topic,
+                    error=type(exc2).__name__,
+                )
                 await self._backoff(self.retry.delay(min(attempt, 10)))
         self.metrics.dead_lettered.labels(self.topic, self.group_id).inc()
-        log.error("message dead-lettered", topic=record.topic, partition=record.partition,
-                  offset=record.offset, group=self.group_id, reason=reason,
-                  exception_type=type(exc).__name__)
+        log.error(
+            "message dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=self.group_id,
+            reason=reason,
+            exception_type=type(exc).__name__,
+        )
 
 
 class _NeedsIsolation(Exception):
@@ -324,13 +372,13 @@ def _reason(exc: BaseException) -> str:
 
 
 __all__ = [
+    "UTC",
     "ConsumerMetrics",
     "EventConsumer",
     "EventHandler",
     "InvalidEvent",
     "RetryPolicy",
     "ShutdownRequested",
-    "UTC",
     "describe_validation_error",
     "is_transient",
 ]

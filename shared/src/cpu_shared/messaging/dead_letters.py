@@ -18,8 +18,16 @@ H_OFFSET = "x-dlq-original-offset"
 H_FIRST_FAILED = "x-dlq-first-failed-at"
 H_DLQ_TIME = "x-dlq-dead-lettered-at"
 H_REDRIVE = "x-dlq-redriven-from"
-DLQ_HEADERS = (H_REASON, H_EXCEPTION, H_GROUP, H_TOPIC, H_PARTITION, H_OFFSET, H_FIRST_FAILED,
-               H_DLQ_TIME)
+DLQ_HEADERS = (
+    H_REASON,
+    H_EXCEPTION,
+    H_GROUP,
+    H_TOPIC,
+    H_PARTITION,
+    H_OFFSET,
+    H_FIRST_FAILED,
+    H_DLQ_TIME,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,10 @@ class DeadLetterHeaders:
 
 
 def record_headers(record: ConsumerRecord) -> dict[str, str]:
-    return {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
-            for k, v in (record.headers or ())}
+    return {
+        k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
+        for k, v in (record.headers or ())
+    }
 
 
 def dead_letter_headers(record: ConsumerRecord, info: DeadLetterHeaders) -> dict[str, str]:
@@ -44,16 +54,18 @@ def dead_letter_headers(record: ConsumerRecord, info: DeadLetterHeaders) -> dict
 
     headers = record_headers(record)
     first = headers.get(H_FIRST_FAILED) or info.first_failed_at.isoformat()
-    headers.update({
-        H_REASON: info.reason[:1000],
-        H_EXCEPTION: info.exception_type,
-        H_GROUP: info.consumer_group,
-        H_TOPIC: record.topic,
-        H_PARTITION: str(record.partition),
-        H_OFFSET: str(record.offset),
-        H_FIRST_FAILED: first,
-        H_DLQ_TIME: utcnow().isoformat(),
-    })
+    headers.update(
+        {
+            H_REASON: info.reason[:1000],
+            H_EXCEPTION: info.exception_type,
+            H_GROUP: info.consumer_group,
+            H_TOPIC: record.topic,
+            H_PARTITION: str(record.partition),
+            H_OFFSET: str(record.offset),
+            H_FIRST_FAILED: first,
+            H_DLQ_TIME: utcnow().isoformat(),
+        }
+    )
     return headers
 
 
@@ -138,9 +150,12 @@ async def read_dead_letters(bootstrap_servers: str, dlq_topic: str) -> list[Dead
 
 def _to_dead_letter(record: ConsumerRecord) -> DeadLetter:
     return DeadLetter(
-        dlq_topic=record.topic, partition=record.partition, offset=record.offset,
+        dlq_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
         key=record.key.decode(errors="replace") if record.key else None,
-        headers=record_headers(record), value=record.value or b"",
+        headers=record_headers(record),
+        value=record.value or b"",
     )
 
 
@@ -157,8 +172,10 @@ async def redrive(bootstrap_servers: str, dlq_topic: str) -> tuple[int, int]:
 
     target = original_topic(dlq_topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id="cpu.dlq-redrive",
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap_servers,
+        group_id="cpu.dlq-redrive",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True)
     await consumer.start()
@@ -194,15 +211,19 @@ async def redrive(bootstrap_servers: str, dlq_topic: str) -> tuple[int, int]:
                         skipped += 1
                         continue
                     seen.add(digest)
-                    headers = [(k, v) for k, v in (r.headers or ()) if k not in DLQ_HEADERS
-                               and k != H_REDRIVE]
+                    headers = [
+                        (k, v)
+                        for k, v in (r.headers or ())
+                        if k not in DLQ_HEADERS and k != H_REDRIVE
+                    ]
                     # Keep when it first failed, so a second failure reports the original time.
                     first = dict(r.headers or ()).get(H_FIRST_FAILED)
                     if first is not None:
                         headers.append((H_FIRST_FAILED, first))
                     headers.append((H_REDRIVE, f"{r.topic}:{r.partition}:{r.offset}".encode()))
-                    futures.append(await producer.send(target, value=r.value, key=r.key,
-                                                       headers=headers))
+                    futures.append(
+                        await producer.send(target, value=r.value, key=r.key, headers=headers)
+                    )
                     republished += 1
             for fut in futures:
                 await fut

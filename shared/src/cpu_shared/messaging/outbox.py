@@ -17,8 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cpu_shared.logging import get_logger
 from cpu_shared.messaging.envelope import EventEnvelope, utcnow
@@ -49,20 +48,28 @@ Publish = Callable[[str, bytes, bytes, dict[str, str]], Awaitable["asyncio.Futur
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.backlog = Gauge(
-            "cpu_outbox_backlog", "Outbox rows not yet confirmed by the broker",
-            ["service"], registry=registry,
+            "cpu_outbox_backlog",
+            "Outbox rows not yet confirmed by the broker",
+            ["service"],
+            registry=registry,
         ).labels(service)
         self.oldest_age = Gauge(
-            "cpu_outbox_oldest_age_seconds", "Age of the oldest unsent outbox row",
-            ["service"], registry=registry,
+            "cpu_outbox_oldest_age_seconds",
+            "Age of the oldest unsent outbox row",
+            ["service"],
+            registry=registry,
         ).labels(service)
         self.published = Counter(
-            "cpu_outbox_published", "Outbox rows published and confirmed",
-            ["service", "topic"], registry=registry,
+            "cpu_outbox_published",
+            "Outbox rows published and confirmed",
+            ["service", "topic"],
+            registry=registry,
         )
         self.failures = Counter(
-            "cpu_outbox_publish_failures", "Relay cycles that failed to publish",
-            ["service"], registry=registry,
+            "cpu_outbox_publish_failures",
+            "Relay cycles that failed to publish",
+            ["service"],
+            registry=registry,
         ).labels(service)
 
 
@@ -111,8 +118,11 @@ class OutboxRelay:
             except Exception as exc:
                 if self._metrics:
                     self._metrics.failures.inc()
-                log.warning("outbox relay cycle failed; retrying", error=type(exc).__name__,
-                            backoff_s=round(backoff, 2))
+                log.warning(
+                    "outbox relay cycle failed; retrying",
+                    error=type(exc).__name__,
+                    backoff_s=round(backoff, 2),
+                )
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
@@ -136,8 +146,13 @@ class OutboxRelay:
                 if not got.scalar():
                     return 0
             query = (
-                sa.select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.message_key,
-                          OutboxMessage.payload, OutboxMessage.event_id)
+                sa.select(
+                    OutboxMessage.id,
+                    OutboxMessage.topic,
+                    OutboxMessage.message_key,
+                    OutboxMessage.payload,
+                    OutboxMessage.event_id,
+                )
                 .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
                 .order_by(OutboxMessage.id)
                 .limit(self._batch_size)
@@ -152,7 +167,9 @@ class OutboxRelay:
             for row in rows:
                 futures.append(
                     await self._publish(
-                        row.topic, row.message_key.encode(), row.payload,
+                        row.topic,
+                        row.message_key.encode(),
+                        row.payload,
                         {"event_id": str(row.event_id)},
                     )
                 )

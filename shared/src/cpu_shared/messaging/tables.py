@@ -23,9 +23,7 @@ class OutboxMessage(SQLModel, table=True):
     message_key: str = Field(max_length=200)
     payload: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
-    sent_at: datetime | None = Field(
-        default=None, sa_type=sa.DateTime(timezone=True), index=True
-    )
+    sent_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True), index=True)
 
 
 class InboxEntry(SQLModel, table=True):
@@ -41,8 +39,12 @@ def create_messaging_tables(op: object) -> None:
     """Create the outbox and inbox from a service's first Alembic migration."""
     op.create_table(  # type: ignore[attr-defined]
         "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("message_key", sa.String(200), nullable=False),
@@ -52,8 +54,11 @@ def create_messaging_tables(op: object) -> None:
     )
     # The relay scans unsent rows in id order; a partial index keeps that scan small.
     op.create_index(  # type: ignore[attr-defined]
-        "ix_outbox_unsent", "outbox", ["id"],
-        postgresql_where=sa.text("sent_at IS NULL"), sqlite_where=sa.text("sent_at IS NULL"),
+        "ix_outbox_unsent",
+        "outbox",
+        ["id"],
+        postgresql_where=sa.text("sent_at IS NULL"),
+        sqlite_where=sa.text("sent_at IS NULL"),
     )
     op.create_table(  # type: ignore[attr-defined]
         "inbox",

@@ -21,13 +21,21 @@ class Topic:
 
 REFERRAL_EVENTS = Topic("intake.referral.events", "intake", description="Referral lifecycle")
 CASE_EVENTS = Topic("casework.case.events", "casework", description="Case lifecycle and outcomes")
-EVIDENCE_EVENTS = Topic("forensics.evidence.events", "forensics", description="Evidence and custody")
+EVIDENCE_EVENTS = Topic(
+    "forensics.evidence.events", "forensics", description="Evidence and custody"
+)
 TIPS_INBOUND = Topic(
     "icac.tips.inbound", "external feed adapters", partitions=6, description="Raw tip reports"
 )
 TIP_EVENTS = Topic("icac.tip.events", "icac", description="Tip triage and escalation")
 
-TOPICS: tuple[Topic, ...] = (REFERRAL_EVENTS, CASE_EVENTS, EVIDENCE_EVENTS, TIPS_INBOUND, TIP_EVENTS)
+TOPICS: tuple[Topic, ...] = (
+    REFERRAL_EVENTS,
+    CASE_EVENTS,
+    EVIDENCE_EVENTS,
+    TIPS_INBOUND,
+    TIP_EVENTS,
+)
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -1,10 +1,9 @@
 """Kafka subscribers of the forensics service."""
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from cpu_shared.logging import get_logger
 from cpu_shared.messaging.topics import CASE_EVENTS
 from cpu_shared.service import ServiceRuntime
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = get_logger(__name__)
 

@@ -3,8 +3,8 @@
 Revision ID: icac_0001
 Revises:
 """
-from alembic import op
 
+from alembic import op
 from cpu_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 revision = "icac_0001"

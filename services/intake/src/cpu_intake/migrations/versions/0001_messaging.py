@@ -3,8 +3,8 @@
 Revision ID: intake_0001
 Revises:
 """
-from alembic import op
 
+from alembic import op
 from cpu_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 revision = "intake_0001"

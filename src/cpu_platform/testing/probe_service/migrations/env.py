@@ -1,0 +1,3 @@
+from cpu_shared.migrations import run_alembic_env
+
+run_alembic_env()

@@ -37,9 +37,8 @@ def up(
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic of the platform (and its dead-letter topic) if missing."""
-    from cpu_shared.messaging.topics import all_topic_names
-
     from cpu_platform.devstack.kafka import ensure_topics
+    from cpu_shared.messaging.topics import all_topic_names
 
     names = all_topic_names()
     ensure_topics(bootstrap_servers(), names)

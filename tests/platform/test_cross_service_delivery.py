@@ -11,15 +11,11 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from cpu_casework.app import create_app as create_casework
 from cpu_casework.config import CaseworkSettings
 from cpu_intake.config import IntakeSettings
-from cpu_shared.messaging.consumer import ShutdownRequested
-from cpu_shared.messaging.outbox import enqueue
-from cpu_shared.messaging.topics import REFERRAL_EVENTS
-from cpu_shared.service import ServiceRuntime
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from cpu_platform.testing.kafka_tools import (
     committed_offsets,
     envelope,
@@ -27,6 +23,10 @@ from cpu_platform.testing.kafka_tools import (
     unique,
     wait_until,
 )
+from cpu_shared.messaging.consumer import ShutdownRequested
+from cpu_shared.messaging.outbox import enqueue
+from cpu_shared.messaging.topics import REFERRAL_EVENTS
+from cpu_shared.service import ServiceRuntime
 
 
 async def count(url: str, sql: str, **params: object) -> int:

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import httpx
 from asgi_lifespan import LifespanManager
+
 from cpu_forensics.app import create_app
 from cpu_forensics.config import ForensicsSettings
-
 from cpu_platform.devstack.kafka import LocalKafka
 from cpu_platform.testing.kafka_tools import wait_until
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from cpu_shared.messaging.topics import all_topic_names
 
 from cpu_platform.devstack.kafka import LocalKafka, ensure_topics
 from cpu_platform.devstack.process import die_with_parent
+from cpu_shared.messaging.topics import all_topic_names
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def start_service(
         [sys.executable, "-m", f"cpu_{spec.name}.app"],
         env=env,
         start_new_session=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=die_with_parent(),
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from cpu_shared.messaging.dead_letters import topic_partitions
 from cpu_shared.messaging.envelope import EventEnvelope
 
 
@@ -51,11 +53,7 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 30) -> list[Cons
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         if not tps:
             return []
         consumer.assign(tps)

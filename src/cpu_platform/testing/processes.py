@@ -35,7 +35,7 @@ class ServiceProcess:
             env=os.environ | self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -113,6 +113,22 @@ async def dead_letter_topics(bootstrap_servers: str) -> list[str]:
         await admin.close()
 
 
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic``; empty when it does not exist (yet)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry.get("topic") == topic and entry.get("error_code", 0) == 0:
+            return sorted(p["partition"] for p in entry.get("partitions", []))
+    return []
+
+
 async def read_dead_letters(bootstrap_servers: str, dlq_topic: str) -> list[DeadLetter]:
     """Every message now in ``dlq_topic``, read without joining a consumer group."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -120,11 +136,10 @@ async def read_dead_letters(bootstrap_servers: str, dlq_topic: str) -> list[Dead
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(dlq_topic)
-        if partitions is None:
-            await consumer.topics()  # refresh metadata once
-            partitions = consumer.partitions_for_topic(dlq_topic) or set()
-        tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
+        tps = [
+            TopicPartition(dlq_topic, p)
+            for p in await topic_partitions(bootstrap_servers, dlq_topic)
+        ]
         if not tps:
             return []
         consumer.assign(tps)
@@ -182,11 +197,10 @@ async def redrive(bootstrap_servers: str, dlq_topic: str) -> tuple[int, int]:
     await producer.start()
     republished = skipped = 0
     try:
-        partitions = consumer.partitions_for_topic(dlq_topic)
-        if partitions is None:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(dlq_topic) or set()
-        tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
+        tps = [
+            TopicPartition(dlq_topic, p)
+            for p in await topic_partitions(bootstrap_servers, dlq_topic)
+        ]
         if not tps:
             return 0, 0
         consumer.assign(tps)

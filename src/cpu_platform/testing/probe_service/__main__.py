@@ -3,15 +3,16 @@
 import asyncio
 
 import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cpu_shared.config import ServiceSettings
 from cpu_shared.messaging.consumer import InvalidEvent
 from cpu_shared.messaging.envelope import EventEnvelope
 from cpu_shared.messaging.outbox import enqueue
 from cpu_shared.service import ServiceRuntime, serve
-from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
-from pydantic_settings import SettingsConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession
 
 EFFECT = sa.table("probe_effect", sa.column("event_id"), sa.column("aggregate_id"))
 WRITE = sa.table("probe_write", sa.column("id"), sa.column("aggregate_id"), sa.column("seq"))

@@ -6,6 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
+
 from cpu_shared.messaging.tables import create_messaging_tables
 
 revision = "probe_0001"

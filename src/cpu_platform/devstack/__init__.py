@@ -1,0 +1,1 @@
+"""Local development stack (Kafka broker, stores, supervisor), run without Docker."""

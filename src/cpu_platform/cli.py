@@ -94,6 +94,49 @@ def dlq_redrive(topic: str = typer.Argument(..., help="A topic or its .dlq.")) -
     typer.echo(f"{dlq}: {republished} replayed, {skipped} duplicate copies skipped")
 
 
+SERVICE_NAMES = ("intake", "casework", "forensics", "icac", "reporting")
+
+
+def service_asyncapi(service: str) -> dict[str, object]:
+    """The AsyncAPI document of a service, built from the app that runs."""
+    import importlib
+
+    from cpu_shared.messaging.asyncapi import asyncapi_document
+
+    module = importlib.import_module(f"cpu_{service}.app")
+    settings_cls = getattr(
+        importlib.import_module(f"cpu_{service}.config"), f"{service.capitalize()}Settings"
+    )
+    app = module.create_app(settings_cls(database_url="sqlite+aiosqlite:///:memory:"))
+    return asyncapi_document(app.state.runtime.broker, service=service)
+
+
+def asyncapi_path(service: str) -> Path:
+    return Path(__file__).resolve().parents[2] / "services" / service / "asyncapi.json"
+
+
+@app.command()
+def asyncapi(
+    check: bool = typer.Option(False, help="Fail if a committed document is stale."),
+) -> None:
+    """Write each service's AsyncAPI document to services/<name>/asyncapi.json."""
+    stale = []
+    for service in SERVICE_NAMES:
+        text = json.dumps(service_asyncapi(service), indent=2, ensure_ascii=False) + "\n"
+        path = asyncapi_path(service)
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            continue
+        if check:
+            stale.append(service)
+        else:
+            path.write_text(text)
+            typer.echo(f"wrote {path}")
+    if stale:
+        typer.echo(f"stale AsyncAPI documents: {', '.join(stale)} (run: cpu asyncapi)", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

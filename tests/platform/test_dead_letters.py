@@ -87,6 +87,11 @@ async def test_dead_letter_then_fix_and_redrive_once(
             assert letter.headers[dl.H_PARTITION] == "0"
             assert letter.headers[dl.H_FIRST_FAILED]
         assert [letter.headers[dl.H_OFFSET] for letter in letters] == ["0", "1"]
+        sample = runtime.registry.get_sample_value
+        labels = {"topic": topic, "group": "probe.probe"}
+        assert sample("cpu_events_dead_lettered_total", labels) == 2
+        assert sample("cpu_events_consumed_total", labels) == 1
+        assert sample("cpu_event_handler_seconds_count", labels) == 1
 
         listed = [
             json.loads(line)
@@ -123,3 +128,5 @@ async def test_dead_letter_then_fix_and_redrive_once(
         main = await read_all(kafka_bootstrap_servers, topic)
         assert sum(r.value == poison.to_bytes() for r in main) == 2  # original + one redrive
         assert await applied(str(poison.event_id)) == 1
+        assert sample("cpu_events_consumed_total", labels) == 2
+        assert sample("cpu_outbox_backlog", {"service": "probe"}) == 0

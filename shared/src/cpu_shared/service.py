@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cpu_shared.config import ServiceSettings
 from cpu_shared.db import apply_migrations, check_database, create_engine, session_factory
 from cpu_shared.logging import configure_logging, get_logger
+from cpu_shared.messaging.asyncapi import declare_publisher
 from cpu_shared.messaging.consumer import ConsumerMetrics, EventConsumer
 from cpu_shared.messaging.outbox import OutboxMetrics, OutboxRelay
+from cpu_shared.messaging.topics import Topic
 
 log = get_logger(__name__)
 
@@ -74,6 +76,10 @@ class ServiceRuntime:
         async with self.sessions() as session, session.begin():
             yield session
         self.relay.notify()
+
+    def publishes(self, topic: Topic) -> None:
+        """Declare the topic this service publishes (through its outbox), for AsyncAPI."""
+        declare_publisher(self.broker, topic)
 
     def consumer(self, topic: str, group: str, handle: Any, **options: Any) -> EventConsumer:
         """Declare a consumer group of this service; it starts with the process."""

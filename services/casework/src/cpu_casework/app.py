@@ -1,11 +1,11 @@
 """Builds the casework service process."""
 
-from cpu_shared.service import ServiceRuntime, serve
 from fastapi import FastAPI
 
 from cpu_casework.config import CaseworkSettings
 from cpu_casework.entrypoints.http import router
 from cpu_casework.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:

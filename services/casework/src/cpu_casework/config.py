@@ -1,7 +1,8 @@
 """Configuration of the casework service, from ``CASEWORK_*`` variables."""
 
-from cpu_shared.config import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cpu_shared.config import ServiceSettings
 
 
 class CaseworkSettings(ServiceSettings):

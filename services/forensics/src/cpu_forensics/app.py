@@ -1,11 +1,11 @@
 """Builds the forensics service process."""
 
-from cpu_shared.service import ServiceRuntime, serve
 from fastapi import FastAPI
 
 from cpu_forensics.config import ForensicsSettings
 from cpu_forensics.entrypoints.http import router
 from cpu_forensics.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: ForensicsSettings | None = None) -> FastAPI:

@@ -1,7 +1,8 @@
 """Configuration of the forensics service, from ``FORENSICS_*`` variables."""
 
-from cpu_shared.config import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cpu_shared.config import ServiceSettings
 
 
 class ForensicsSettings(ServiceSettings):

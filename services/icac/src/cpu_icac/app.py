@@ -1,11 +1,11 @@
 """Builds the icac service process."""
 
-from cpu_shared.service import ServiceRuntime, serve
 from fastapi import FastAPI
 
 from cpu_icac.config import IcacSettings
 from cpu_icac.entrypoints.http import router
 from cpu_icac.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: IcacSettings | None = None) -> FastAPI:

@@ -1,11 +1,11 @@
 """Builds the intake service process."""
 
-from cpu_shared.service import ServiceRuntime, serve
 from fastapi import FastAPI
 
 from cpu_intake.config import IntakeSettings
 from cpu_intake.entrypoints.http import router
 from cpu_intake.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:

@@ -1,7 +1,8 @@
 """Configuration of the intake service, from ``INTAKE_*`` variables."""
 
-from cpu_shared.config import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cpu_shared.config import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):

@@ -1,11 +1,11 @@
 """Builds the reporting service process."""
 
-from cpu_shared.service import ServiceRuntime, serve
 from fastapi import FastAPI
 
 from cpu_reporting.config import ReportingSettings
 from cpu_reporting.entrypoints.http import router
 from cpu_reporting.entrypoints.stream import register_subscribers
+from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:

@@ -1,7 +1,8 @@
 """Configuration of the reporting service, from ``REPORTING_*`` variables."""
 
-from cpu_shared.config import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cpu_shared.config import ServiceSettings
 
 
 class ReportingSettings(ServiceSettings):

@@ -152,6 +152,9 @@ class EventConsumer:
             "ack_policy": AckPolicy.MANUAL,
             "auto_offset_reset": "earliest",
             "title": f"{self.group_id}:{self.topic}",
+            "description": f"Consumer group {self.group_id}: applies each event of "
+            f"{self.topic} once, commits after its transaction, dead-letters to "
+            f"{dead_letter_topic(self.topic)}.",
         }
         if self.batch:
             sub = broker.subscriber(

@@ -5,7 +5,8 @@ A service calls :func:`enqueue` inside the transaction that changes its state. T
 broker's idempotent producer (acks=all), and marks a row sent only after the broker confirmed
 it. A crash between confirmation and marking re-publishes the row on restart; consumers drop
 the duplicate by ``event_id``. On PostgreSQL one relay at a time holds an advisory lock for a
-claim cycle, so several instances never publish a row twice and per-aggregate order holds.
+claim cycle, so several instances never publish a row twice and per-aggregate order holds; on
+SQLite a claim cycle holds the database's write lock, to the same effect.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ class OutboxRelay:
                 )
                 if not got.scalar():
                     return 0
+            else:
+                # SQLite has no row locks: a no-op write takes the database's write lock first,
+                # so a second relay waits here and then sees the rows this one marked sent.
+                await session.execute(sa.text("UPDATE outbox SET sent_at = sent_at WHERE 0"))
             query = (
                 sa.select(
                     OutboxMessage.id,

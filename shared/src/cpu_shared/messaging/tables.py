@@ -35,8 +35,18 @@ class InboxEntry(SQLModel, table=True):
     processed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+class AggregateVersion(SQLModel, table=True):
+    """The newest version of an aggregate a handler has applied, per stream of events."""
+
+    __tablename__ = "aggregate_version"
+
+    stream: str = Field(primary_key=True, max_length=200)
+    aggregate_id: str = Field(primary_key=True, max_length=200)
+    version: int
+
+
 def create_messaging_tables(op: object) -> None:
-    """Create the outbox and inbox from a service's first Alembic migration."""
+    """Create the outbox, inbox and aggregate versions from a service's first migration."""
     op.create_table(  # type: ignore[attr-defined]
         "outbox",
         sa.Column(
@@ -67,9 +77,16 @@ def create_messaging_tables(op: object) -> None:
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(  # type: ignore[attr-defined]
+        "aggregate_version",
+        sa.Column("stream", sa.String(200), primary_key=True),
+        sa.Column("aggregate_id", sa.String(200), primary_key=True),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+    )
 
 
 def drop_messaging_tables(op: object) -> None:
+    op.drop_table("aggregate_version")  # type: ignore[attr-defined]
     op.drop_table("inbox")  # type: ignore[attr-defined]
     op.drop_index("ix_outbox_unsent", table_name="outbox")  # type: ignore[attr-defined]
     op.drop_table("outbox")  # type: ignore[attr-defined]

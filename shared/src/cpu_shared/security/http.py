@@ -154,7 +154,7 @@ def _route_path(scope: Scope) -> str:
     path: str = scope.get("path", "/")
     root: str = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):] or "/"
+        path = path[len(root) :] or "/"
     return path
 
 
@@ -166,7 +166,11 @@ class BodySizeLimitMiddleware:
     """413 for bodies over the limit: by Content-Length up front, or while a body streams in."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, limits_by_prefix: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        limits_by_prefix: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -238,7 +242,9 @@ class ContentTypeMiddleware:
         headers = Headers(scope=scope)
         content_type = headers.get("content-type")
         if content_type is None:
-            empty = headers.get("content-length") in (None, "0") and "transfer-encoding" not in headers
+            empty = (
+                headers.get("content-length") in (None, "0") and "transfer-encoding" not in headers
+            )
             if empty:
                 await self.app(scope, receive, send)
                 return

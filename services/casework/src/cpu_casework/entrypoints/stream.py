@@ -1,9 +1,10 @@
 """Kafka subscribers of the casework service."""
 
-from cpu_shared.logging import get_logger
-from cpu_shared.messaging.topics import EVIDENCE_EVENTS, REFERRAL_EVENTS, TIP_EVENTS
-from cpu_shared.service import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpu_shared.logging import get_logger
+from cpu_shared.messaging.topics import CASE_EVENTS, EVIDENCE_EVENTS, REFERRAL_EVENTS, TIP_EVENTS
+from cpu_shared.service import ServiceRuntime
 
 log = get_logger(__name__)
 
@@ -17,6 +18,7 @@ async def record_event(_session: AsyncSession, event: object) -> None:
 
 
 def register_subscribers(runtime: ServiceRuntime) -> None:
+    runtime.publishes(CASE_EVENTS)
     runtime.consumer(REFERRAL_EVENTS.name, "referral-events", record_event)
     runtime.consumer(TIP_EVENTS.name, "tip-events", record_event)
     runtime.consumer(EVIDENCE_EVENTS.name, "evidence-events", record_event)

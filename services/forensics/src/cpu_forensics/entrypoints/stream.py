@@ -1,9 +1,10 @@
 """Kafka subscribers of the forensics service."""
 
-from cpu_shared.logging import get_logger
-from cpu_shared.messaging.topics import CASE_EVENTS
-from cpu_shared.service import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpu_shared.logging import get_logger
+from cpu_shared.messaging.topics import CASE_EVENTS, EVIDENCE_EVENTS
+from cpu_shared.service import ServiceRuntime
 
 log = get_logger(__name__)
 
@@ -17,4 +18,5 @@ async def record_event(_session: AsyncSession, event: object) -> None:
 
 
 def register_subscribers(runtime: ServiceRuntime) -> None:
+    runtime.publishes(EVIDENCE_EVENTS)
     runtime.consumer(CASE_EVENTS.name, "case-events", record_event)

@@ -1,9 +1,10 @@
 """Kafka subscribers of the icac service."""
 
-from cpu_shared.logging import get_logger
-from cpu_shared.messaging.topics import TIPS_INBOUND
-from cpu_shared.service import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpu_shared.logging import get_logger
+from cpu_shared.messaging.topics import TIP_EVENTS, TIPS_INBOUND
+from cpu_shared.service import ServiceRuntime
 
 log = get_logger(__name__)
 
@@ -17,4 +18,5 @@ async def record_event(_session: AsyncSession, event: object) -> None:
 
 
 def register_subscribers(runtime: ServiceRuntime) -> None:
+    runtime.publishes(TIP_EVENTS)
     runtime.consumer(TIPS_INBOUND.name, "tips-inbound", record_event)

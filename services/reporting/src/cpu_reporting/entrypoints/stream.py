@@ -1,9 +1,10 @@
 """Kafka subscribers of the reporting service."""
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cpu_shared.logging import get_logger
 from cpu_shared.messaging.topics import CASE_EVENTS, EVIDENCE_EVENTS, REFERRAL_EVENTS, TIP_EVENTS
 from cpu_shared.service import ServiceRuntime
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = get_logger(__name__)
 

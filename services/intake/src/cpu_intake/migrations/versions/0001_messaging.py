@@ -5,6 +5,7 @@ Revises:
 """
 
 from alembic import op
+
 from cpu_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 revision = "intake_0001"

@@ -1,0 +1,58 @@
+"""Pseudonymous ids for data that leaves a service (events read by ``reporting``).
+
+``pseudonym("child", internal_id)`` is HMAC-SHA256 under a secret key, with a separate
+HKDF-derived key per kind, rendered as ``ps_`` + 26 lowercase base32 characters (130 bits).
+The same input always gives the same pseudonym, so reporting can count distinct children and
+follow a case across events; without the key - which reporting never has - a pseudonym cannot
+be reversed or recomputed from a guessed id, and pseudonyms of different kinds for the same
+id are unrelated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from hashlib import sha256
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+PREFIX = "ps_"
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+PSEUDONYM_PATTERN = r"^ps_[a-z2-7]{26}$"
+
+
+class Pseudonymizer:
+    """Derives pseudonyms under ``CPU_CRYPTO_PSEUDONYM_KEY``."""
+
+    def __init__(self, key: bytes) -> None:
+        """``key``: at least 32 random bytes, shared by every service that publishes."""
+        if len(key) < 32:
+            raise ValueError("the pseudonym key must be at least 32 bytes")
+        self._key = bytes(key)
+        self._kind_keys: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:
+        return "Pseudonymizer(<key hidden>)"
+
+    def _kind_key(self, kind: str) -> bytes:
+        key = self._kind_keys.get(kind)
+        if key is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=None,
+                info=b"cpu/pseudonym/v1/" + kind.encode(),
+            ).derive(self._key)
+            self._kind_keys[kind] = key
+        return key
+
+    def pseudonym(self, kind: str, internal_id: str) -> str:
+        """The pseudonym of ``internal_id`` as a ``kind`` (e.g. "child", "case", "officer")."""
+        if not _KIND.match(kind):
+            raise ValueError("kind must be a lowercase code such as 'child'")
+        if not internal_id:
+            raise ValueError("internal_id must not be empty")
+        digest = hmac.new(self._kind_key(kind), internal_id.encode("utf-8"), sha256).digest()
+        return PREFIX + base64.b32encode(digest).decode("ascii").lower()[:26]

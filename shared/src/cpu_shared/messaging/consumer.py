@@ -142,6 +142,8 @@ class EventConsumer:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_committed: Callable[[], None] | None = None
     broker: KafkaBroker | None = None
+    # For high volume: called once per batch with the events not yet applied, in order.
+    handle_batch: Callable[[AsyncSession, list[Any]], Awaitable[None]] | None = None
 
     def register(self, broker: KafkaBroker | KafkaRouter) -> None:
         """Attach to a broker or router with explicit acknowledgement."""
@@ -286,24 +288,33 @@ class EventConsumer:
                 ).scalars()
             )
             now = utcnow()
-            duplicates = 0
+            fresh: list[tuple[Any, str]] = []
             for (_record, item), event_id in zip(items, ids, strict=True):
-                if event_id in seen:
-                    duplicates += 1
-                    continue
-                seen.add(event_id)
-                token = correlation_id.set(getattr(item, "correlation_id", None))
-                try:
-                    await self.handle(session, item)
-                finally:
-                    correlation_id.reset(token)
-                session.add(
-                    InboxEntry(
-                        consumer_group=self.group_id,
-                        event_id=event_id,
-                        topic=self.topic,
-                        processed_at=now,
-                    )
+                if event_id not in seen:
+                    seen.add(event_id)
+                    fresh.append((item, event_id))
+            duplicates = len(items) - len(fresh)
+            if self.handle_batch is not None and fresh:
+                await self.handle_batch(session, [item for item, _ in fresh])
+            else:
+                for item, _ in fresh:
+                    token = correlation_id.set(getattr(item, "correlation_id", None))
+                    try:
+                        await self.handle(session, item)
+                    finally:
+                        correlation_id.reset(token)
+            if fresh:
+                await session.execute(
+                    sa.insert(InboxEntry),
+                    [
+                        {
+                            "consumer_group": self.group_id,
+                            "event_id": event_id,
+                            "topic": self.topic,
+                            "processed_at": now,
+                        }
+                        for _, event_id in fresh
+                    ],
                 )
         if self.on_committed:
             self.on_committed()

@@ -50,7 +50,20 @@ def build(settings: ProbeSettings) -> tuple[FastAPI, ServiceRuntime]:
             sa.insert(EFFECT).values(event_id=str(event.event_id), aggregate_id=event.aggregate_id)
         )
 
-    runtime.consumer(settings.topic_in, "probe", apply, batch=settings.batch)
+    async def apply_batch(session: AsyncSession, events: list[EventEnvelope]) -> None:
+        for event in events:
+            if event.data.get("poison") and not settings.accept_poison:
+                raise InvalidEvent("data.poison: refused by the probe's rules")
+        rows = [{"event_id": str(e.event_id), "aggregate_id": e.aggregate_id} for e in events]
+        await session.execute(sa.insert(EFFECT), rows)
+
+    runtime.consumer(
+        settings.topic_in,
+        "probe",
+        apply,
+        batch=settings.batch,
+        handle_batch=apply_batch if settings.batch else None,
+    )
     router = APIRouter()
 
     @router.post("/writes", status_code=201)

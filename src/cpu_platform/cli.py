@@ -34,6 +34,26 @@ def up(
     raise typer.Exit(run(var_dir))
 
 
+@app.command()
+def token(
+    role: list[str] = typer.Option(..., "--role", help="A role (repeat for several)."),
+    user: str = typer.Option(..., "--user", help="The user id the token names (its sub)."),
+    team: list[str] = typer.Option([], "--team", help="A team (OVCS, HIT, FST, ICAC); repeatable."),
+    province: list[str] = typer.Option([], "--province", help="A province code; repeatable."),
+    ttl: int | None = typer.Option(
+        None, help="Lifetime in seconds (default CPU_AUTH_TOKEN_TTL_SECONDS)."
+    ),
+) -> None:
+    """Print a bearer token accepted by the local stack (signed with the dev key)."""
+    from cpu_shared.security.auth import AuthSettings, mint_dev_token
+    from cpu_shared.security.roles import parse_role
+
+    unknown = [r for r in role if parse_role(r) is None]
+    if unknown:
+        raise typer.BadParameter(f"unknown role(s): {', '.join(unknown)}", param_hint="--role")
+    typer.echo(mint_dev_token(AuthSettings(), user, role, teams=team, provinces=province, ttl=ttl))
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic of the platform (and its dead-letter topic) if missing."""

@@ -20,7 +20,11 @@ def test_committed_asyncapi_matches_the_code(service: str) -> None:
 def test_the_documents_describe_topics_and_event_payloads() -> None:
     casework = service_asyncapi("casework")
     addresses = {c["address"] for c in casework["channels"].values()}
-    assert {"casework.case.events", "intake.referral.events", "icac.tip.events",
-            "forensics.evidence.events"} <= addresses
+    assert {
+        "casework.case.events",
+        "intake.referral.events",
+        "icac.tip.events",
+        "forensics.evidence.events",
+    } <= addresses
     schemas = casework["components"]["schemas"]
     assert {"CaseOpenedV1", "CaseChargedV1", "CaseClosedV1"} <= set(schemas)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from cpu_platform.devstack.kafka import LocalKafka
-from cpu_platform.testing.kafka_tools import read_all, unique, wait_until
+from cpu_platform.testing.kafka_tools import bearer, read_all, unique, wait_until
 
 
 async def unsent(url: str) -> int:
@@ -37,7 +37,9 @@ async def test_writes_during_a_broker_outage_are_all_published_in_order_once(
     aggregates = [f"case-{n}" for n in range(4)]
     written: dict[str, list[str]] = defaultdict(list)
 
-    async with httpx.AsyncClient(base_url=probe.url, timeout=30) as client:  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(
+        base_url=probe.url, timeout=30, headers=bearer("investigator")
+    ) as client:  # type: ignore[attr-defined]
 
         async def write_round(seq: int) -> None:
             for agg in aggregates:

@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -30,6 +30,10 @@ from cpu_shared.messaging.asyncapi import declare_publisher
 from cpu_shared.messaging.consumer import ConsumerMetrics, EventConsumer
 from cpu_shared.messaging.outbox import OutboxMetrics, OutboxRelay
 from cpu_shared.messaging.topics import Topic
+from cpu_shared.security.audit import audit_router
+from cpu_shared.security.auth import current_principal, install_auth
+from cpu_shared.security.http import harden
+from cpu_shared.security.permissions import PermissionTable
 
 log = get_logger(__name__)
 
@@ -148,15 +152,28 @@ class ServiceRuntime:
                     await self.broker.stop()
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
 
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """FastAPI dependency: a session for one request (the route controls its transaction)."""
+        async with self.sessions() as session:
+            yield session
+
     def create_app(
         self,
         *,
         title: str,
+        permissions: PermissionTable,
         routers: Sequence[APIRouter] = (),
         configure: Callable[[FastAPI], None] | None = None,
+        multipart_prefixes: Sequence[str] = (),
+        content_types: dict[str, Sequence[str]] | None = None,
+        body_limits: dict[str, int] | None = None,
     ) -> FastAPI:
+        """The service's FastAPI app. Every ``/api/v1`` route needs a verified bearer token;
+        each route also declares its action in ``permissions`` (deny by default)."""
         app = FastAPI(title=title, version="0.1.0", lifespan=self.lifespan)
         app.state.runtime = self
+        app.state.permissions = permissions
+        install_auth(app)
         app.add_middleware(CorrelationIdMiddleware, header_name="X-Correlation-ID")
         Instrumentator(
             excluded_handlers=["/metrics", "/health", "/ready"],
@@ -181,10 +198,17 @@ class ServiceRuntime:
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
-        for router in routers:
-            app.include_router(router, prefix="/api/v1")
+        api_dependencies = [Depends(current_principal)]
+        for router in (*routers, audit_router(permissions, self.session)):
+            app.include_router(router, prefix="/api/v1", dependencies=api_dependencies)
         if configure:
             configure(app)
+        harden(
+            app,
+            multipart_prefixes=multipart_prefixes,
+            content_types=content_types,
+            body_limits=body_limits,
+        )
         return app
 
 

@@ -15,6 +15,14 @@ from cpu_shared.messaging.dead_letters import topic_partitions
 from cpu_shared.messaging.envelope import EventEnvelope
 
 
+def bearer(*roles: str, user: str = "tester", **claims: object) -> dict[str, str]:
+    """An Authorization header with a dev token for ``roles``."""
+    from cpu_shared.security.auth import AuthSettings, mint_dev_token
+
+    token = mint_dev_token(AuthSettings(), user, list(roles), **claims)  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def unique(prefix: str) -> str:
     """A topic or group name no other test uses, so tests never share broker state."""
     return f"{prefix}.{uuid.uuid4().hex[:10]}"

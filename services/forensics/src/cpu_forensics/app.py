@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from cpu_forensics.config import ForensicsSettings
 from cpu_forensics.entrypoints.http import router
 from cpu_forensics.entrypoints.stream import register_subscribers
+from cpu_forensics.permissions import PERMISSIONS
 from cpu_shared.service import ServiceRuntime, serve
 
 
@@ -12,7 +13,9 @@ def create_app(settings: ForensicsSettings | None = None) -> FastAPI:
     settings = settings or ForensicsSettings()
     runtime = ServiceRuntime(settings, migrations_package="cpu_forensics.migrations")
     register_subscribers(runtime)
-    return runtime.create_app(title="CPU forensics service", routers=[router])
+    return runtime.create_app(
+        title="CPU forensics service", permissions=PERMISSIONS, routers=[router]
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from cpu_reporting.config import ReportingSettings
 from cpu_reporting.entrypoints.http import router
 from cpu_reporting.entrypoints.stream import register_subscribers
+from cpu_reporting.permissions import PERMISSIONS
 from cpu_shared.service import ServiceRuntime, serve
 
 
@@ -12,7 +13,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
     runtime = ServiceRuntime(settings, migrations_package="cpu_reporting.migrations")
     register_subscribers(runtime)
-    return runtime.create_app(title="CPU reporting service", routers=[router])
+    return runtime.create_app(
+        title="CPU reporting service", permissions=PERMISSIONS, routers=[router]
+    )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fastapi import Depends, HTTPException
 
@@ -147,6 +147,8 @@ class PermissionTable:
             raise HTTPException(status_code=403, detail=f"role(s) {roles} may not {action}")
 
         dependency.__name__ = f"require_{action.replace('.', '_').replace('-', '_')}"
+        # Lets tests map every route to the action guarding it (see route_actions()).
+        dependency.cpu_action = action  # type: ignore[attr-defined]
         return dependency
 
     def routes_matrix(self) -> list[PermissionExpectation]:
@@ -190,3 +192,34 @@ def can_see_record(
     if principal.teams.isdisjoint(assigned_teams):
         return False
     return not (principal.provinces and (province is None or province not in principal.provinces))
+
+
+def route_actions(app: Any, prefix: str = "/api/v1") -> dict[tuple[str, str], str | None]:
+    """``(method, path) -> action`` for every route under ``prefix``; None where no
+    :meth:`PermissionTable.require` guards the route (which a test should treat as a bug)."""
+    from fastapi.routing import APIRoute
+
+    def find(dependant: Any) -> str | None:
+        for dep in dependant.dependencies:
+            action = getattr(dep.call, "cpu_action", None)
+            if action is not None:
+                return action
+            found = find(dep)
+            if found is not None:
+                return found
+        return None
+
+    def walk(routes: Any, prefix: str) -> Any:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield prefix + route.path, route
+            elif hasattr(route, "original_router"):
+                # FastAPI >= 0.165 keeps included routers whole; their prefix is on the context.
+                yield from walk(route.original_router.routes, prefix + route.include_context.prefix)
+
+    found: dict[tuple[str, str], str | None] = {}
+    for path, route in walk(app.routes, ""):
+        if path.startswith(prefix):
+            for method in route.methods:
+                found[(method, path)] = find(route.dependant)
+    return found

@@ -3,7 +3,7 @@
 import asyncio
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,8 @@ from cpu_shared.config import ServiceSettings
 from cpu_shared.messaging.consumer import InvalidEvent
 from cpu_shared.messaging.envelope import EventEnvelope
 from cpu_shared.messaging.outbox import enqueue
+from cpu_shared.security.auth import Principal
+from cpu_shared.security.permissions import AUDIT_GRANTS, PermissionTable
 from cpu_shared.service import ServiceRuntime, serve
 
 EFFECT = sa.table("probe_effect", sa.column("event_id"), sa.column("aggregate_id"))
@@ -65,9 +67,12 @@ def build(settings: ProbeSettings) -> tuple[FastAPI, ServiceRuntime]:
         handle_batch=apply_batch if settings.batch else None,
     )
     router = APIRouter()
+    permissions = PermissionTable("probe", {"probe.write": ["investigator"], **AUDIT_GRANTS})
 
     @router.post("/writes", status_code=201)
-    async def write(body: Write) -> dict[str, str]:
+    async def write(
+        body: Write, _who: Principal = Depends(permissions.require("probe.write"))
+    ) -> dict[str, str]:
         async with runtime.transaction() as session:
             await session.execute(
                 sa.insert(WRITE).values(aggregate_id=body.aggregate_id, seq=body.seq)
@@ -84,7 +89,7 @@ def build(settings: ProbeSettings) -> tuple[FastAPI, ServiceRuntime]:
             enqueue(session, settings.topic_out, envelope)
         return {"event_id": str(envelope.event_id)}
 
-    return runtime.create_app(title="probe", routers=[router]), runtime
+    return runtime.create_app(title="probe", permissions=permissions, routers=[router]), runtime
 
 
 def main() -> None:

@@ -1,0 +1,22 @@
+"""The append-only audit log.
+
+Revision ID: forensics_0002
+Revises: forensics_0001
+"""
+
+from alembic import op
+
+from cpu_shared.security.audit import create_audit_table, drop_audit_table
+
+revision = "forensics_0002"
+down_revision = "forensics_0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_audit_table(op)
+
+
+def downgrade() -> None:
+    drop_audit_table(op)

@@ -24,6 +24,7 @@ install: $(STAMP)
 prereqs: install
 	$(UV) run python -m cpu_platform.devstack.kafka fetch
 	$(UV) run python -m cpu_platform.devstack.postgres install
+	$(UV) run python -m cpu_platform.devstack.browser install
 
 up: install
 	$(UV) run python -m cpu_platform.devstack.kafka fetch

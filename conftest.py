@@ -11,6 +11,8 @@ import tempfile
 pytest_plugins = [
     "cpu_platform.testing.kafka_fixtures",
     "cpu_platform.testing.postgres_fixtures",
+    "cpu_platform.testing.browser_fixtures",
+    "cpu_platform.testing.stack",
 ]
 
 

@@ -23,8 +23,9 @@ def build(service: str, database_url: str, bootstrap: str):  # type: ignore[no-u
     app_module = importlib.import_module(f"cpu_{service}.app")
     config = importlib.import_module(f"cpu_{service}.config")
     settings_cls = getattr(config, f"{service.capitalize()}Settings")
-    return app_module.create_app(settings_cls(database_url=database_url,
-                                              kafka_bootstrap_servers=bootstrap))
+    return app_module.create_app(
+        settings_cls(database_url=database_url, kafka_bootstrap_servers=bootstrap)
+    )
 
 
 def concrete(path: str) -> str:
@@ -32,8 +33,9 @@ def concrete(path: str) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-async def test_every_role_on_every_route(service: str, kafka_bootstrap_servers: str,
-                                         make_database: Callable[[str], str]) -> None:
+async def test_every_role_on_every_route(
+    service: str, kafka_bootstrap_servers: str, make_database: Callable[[str], str]
+) -> None:
     app = build(service, make_database(service), kafka_bootstrap_servers)
     table = app.state.permissions
     routes = route_actions(app)
@@ -53,14 +55,27 @@ async def test_every_role_on_every_route(service: str, kafka_bootstrap_servers: 
                 assert anonymous.status_code == 401, (method, path, anonymous.text)
                 for role in Role:
                     allowed = table.allows({role.value}, action)
-                    response = await client.request(method, url, json=body,
-                                                     headers=bearer(role.value))
+                    response = await client.request(
+                        method, url, json=body, headers=bearer(role.value)
+                    )
                     if allowed:
                         assert response.status_code not in (401, 403), (
-                            service, method, path, role, response.status_code, response.text)
+                            service,
+                            method,
+                            path,
+                            role,
+                            response.status_code,
+                            response.text,
+                        )
                     else:
                         assert response.status_code == 403, (
-                            service, method, path, role, response.status_code, response.text)
+                            service,
+                            method,
+                            path,
+                            role,
+                            response.status_code,
+                            response.text,
+                        )
                         assert action in response.json()["detail"]
 
 

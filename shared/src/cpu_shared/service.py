@@ -44,6 +44,8 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, migrations_package: str) -> None:
         self.settings = settings
         self.name = settings.service_name
+        # Before anything else logs, so every line of the process is JSON.
+        configure_logging(self.name, settings.log_level)
         self.migrations_package = migrations_package
         self.registry = CollectorRegistry()
         self.engine = create_engine(settings.database_url)
@@ -116,7 +118,6 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(self.name, self.settings.log_level)
         if self.settings.run_migrations:
             await apply_migrations(self.migrations_package, self.settings.database_url)
         await self._start_broker()
@@ -214,7 +215,6 @@ class ServiceRuntime:
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run one service process until SIGTERM or SIGINT, then stop gracefully."""
-    configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(
         app,
         host=settings.host,

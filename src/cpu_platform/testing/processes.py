@@ -29,6 +29,10 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> ServiceProcess:
+        return self.spawn().wait_healthy(timeout)
+
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting for it (see :meth:`wait_healthy`)."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -38,6 +42,10 @@ class ServiceProcess:
             preexec_fn=die_with_parent(),
         )
         log.close()
+        return self
+
+    def wait_healthy(self, timeout: float = 60) -> ServiceProcess:
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from cpu_shared.messaging.outbox import OutboxMetrics, OutboxRelay
 from cpu_shared.messaging.topics import Topic
 from cpu_shared.security.audit import audit_router
 from cpu_shared.security.auth import current_principal, install_auth
+from cpu_shared.security.crypto import Keyring
 from cpu_shared.security.http import harden
 from cpu_shared.security.permissions import PermissionTable
 
@@ -68,6 +70,11 @@ class ServiceRuntime:
             metrics=self.outbox_metrics,
         )
         self.consumers: list[EventConsumer] = []
+
+    @functools.cached_property
+    def keyring(self) -> Keyring:
+        """This process's secrets (field encryption, blind indexes, pseudonyms), loaded once."""
+        return Keyring.load()
 
     async def _publish_unconfirmed(
         self, topic: str, key: bytes, value: bytes, headers: dict[str, str]

@@ -82,6 +82,9 @@ def _latin_skeleton(token: str) -> str | None:
     return base if _LATIN_WORD.match(base) else None
 
 
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
 class BlindIndexer:
     """Computes blind indexes under one secret key (``CPU_CRYPTO_BLIND_INDEX_KEY``)."""
 
@@ -89,6 +92,7 @@ class BlindIndexer:
         """``key``: at least 32 random bytes, shared by the services that must match indexes."""
         if len(key) < 32:
             raise ValueError("the blind index key must be at least 32 bytes")
+        self._root = key
         # One HKDF-derived HMAC key per kind: domain separation by key, not by message prefix.
         self._keys = {
             kind: HKDF(
@@ -104,8 +108,30 @@ class BlindIndexer:
         return "BlindIndexer(<key hidden>)"
 
     def _index(self, kind: str, normalised: str) -> str:
-        digest = hmac.new(self._keys[kind], normalised.encode("utf-8"), sha256).digest()
+        digest = hmac.new(self._key_for(kind), normalised.encode("utf-8"), sha256).digest()
         return digest[:INDEX_BYTES].hex()
+
+    def _key_for(self, kind: str) -> bytes:
+        key = self._keys.get(kind)
+        if key is None:
+            if not _KIND_NAME.fullmatch(kind):
+                raise ValueError("an index kind is lower-case letters, digits and underscores")
+            key = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=None,
+                info=b"cpu/blind-index/v1/" + kind.encode(),
+            ).derive(self._root)
+            self._keys[kind] = key
+        return key
+
+    def index(self, kind: str, normalised: str) -> str:
+        """Index of a value the caller has already normalised, under the key of ``kind``.
+
+        For feature kinds a service defines itself (e.g. intake's duplicate-matching features);
+        each kind gets its own HKDF-derived key, so equal values of two kinds never collide.
+        """
+        return self._index(kind, normalised)
 
     def phone(self, value: str, *, default_country_code: str | None = "855") -> str:
         """Index of a phone number, after :func:`normalise_phone`."""

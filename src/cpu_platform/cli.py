@@ -157,6 +157,23 @@ def asyncapi(
         raise typer.Exit(1)
 
 
+def register_service_commands() -> None:
+    """Each service may add commands from ``cpu_<name>.entrypoints.cli.register(app)``."""
+    import importlib
+
+    for service in SERVICE_NAMES:
+        try:
+            module = importlib.import_module(f"cpu_{service}.entrypoints.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cpu_{service}.entrypoints.cli":
+                raise
+            continue
+        module.register(app)
+
+
+register_service_commands()
+
+
 def main() -> None:
     app()
 

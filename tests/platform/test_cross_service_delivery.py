@@ -20,6 +20,7 @@ from cpu_platform.testing.kafka_tools import (
     committed_offsets,
     envelope,
     produce_envelopes,
+    read_all,
     unique,
     wait_until,
 )
@@ -102,6 +103,9 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
 
         await wait_until(retried, 60, "the handler to be retried")
         assert await committed_offsets(kafka_bootstrap_servers, consumer.group_id) == {}
+        await runtime.lag_monitor.measure()
+        lag = {"group": consumer.group_id, "topic": topic, "partition": "0"}
+        assert runtime.registry.get_sample_value("cpu_consumer_lag", lag) == 1
 
         healthy.set()
 
@@ -110,6 +114,9 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
             return offsets.get((topic, 0)) == 1
 
         await wait_until(committed, 60, "the commit once the handler succeeds")
+        await runtime.lag_monitor.measure()
+        assert runtime.registry.get_sample_value("cpu_consumer_lag", lag) == 0
+        assert await read_all(kafka_bootstrap_servers, topic + ".dlq") == []
     assert len(set(calls)) == 1
 
 

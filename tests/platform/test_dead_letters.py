@@ -91,6 +91,9 @@ async def test_dead_letter_then_fix_and_redrive_once(
         labels = {"topic": topic, "group": "probe.probe"}
         assert sample("cpu_events_dead_lettered_total", labels) == 2
         assert sample("cpu_events_consumed_total", labels) == 1
+        await runtime.lag_monitor.measure()
+        assert sample("cpu_dlq_depth", {"topic": topic}) == 2
+        assert sample("cpu_consumer_lag", {**labels, "partition": "0"}) == 0
         assert sample("cpu_event_handler_seconds_count", labels) == 1
 
         listed = [

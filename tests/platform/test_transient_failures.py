@@ -25,8 +25,11 @@ async def test_database_outage_is_retried_not_dead_lettered(
     topic = unique("test.db-down")
     with LocalPostgres(tmp_path / "pg") as pg:
         pg.create_database("probe")
-        settings = ProbeSettings(database_url=pg.url("probe"), topic_in=topic,
-                                 kafka_bootstrap_servers=kafka_bootstrap_servers)
+        settings = ProbeSettings(
+            database_url=pg.url("probe"),
+            topic_in=topic,
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+        )
         app, runtime = build(settings)
         labels = {"topic": topic, "group": "probe.probe"}
         sample = runtime.registry.get_sample_value
@@ -45,8 +48,7 @@ async def test_database_outage_is_retried_not_dead_lettered(
                 try:
                     async with runtime.engine.connect() as conn:
                         q = sa.text("SELECT count(*) FROM probe_effect WHERE event_id = :e")
-                        return (await conn.execute(q, {"e": str(event.event_id)})
-                                ).scalar_one() == 1
+                        return (await conn.execute(q, {"e": str(event.event_id)})).scalar_one() == 1
                 except Exception:
                     return False
 

@@ -30,3 +30,5 @@ class ServiceSettings(BaseSettings):
     # Seconds /ready waits for the broker and the store before answering 503.
     readiness_timeout: float = 2.0
     run_migrations: bool = True
+    # Seconds between measurements of consumer lag and dead-letter depth.
+    lag_interval: float = 15.0

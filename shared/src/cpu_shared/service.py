@@ -29,6 +29,7 @@ from cpu_shared.db import apply_migrations, check_database, create_engine, sessi
 from cpu_shared.logging import configure_logging, get_logger
 from cpu_shared.messaging.asyncapi import declare_publisher
 from cpu_shared.messaging.consumer import ConsumerMetrics, EventConsumer
+from cpu_shared.messaging.lag import LagMonitor
 from cpu_shared.messaging.outbox import OutboxMetrics, OutboxRelay
 from cpu_shared.messaging.topics import Topic
 from cpu_shared.security.audit import audit_router
@@ -70,6 +71,11 @@ class ServiceRuntime:
             metrics=self.outbox_metrics,
         )
         self.consumers: list[EventConsumer] = []
+        self.lag_monitor = LagMonitor(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            registry=self.registry,
+            interval=settings.lag_interval,
+        )
 
     @functools.cached_property
     def keyring(self) -> Keyring:
@@ -108,6 +114,7 @@ class ServiceRuntime:
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)
+        self.lag_monitor.watch(consumer.group_id, topic)
         return consumer
 
     async def is_ready(self) -> dict[str, bool]:
@@ -129,6 +136,7 @@ class ServiceRuntime:
             await apply_migrations(self.migrations_package, self.settings.database_url)
         await self._start_broker()
         relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
+        lag_task = asyncio.create_task(self.lag_monitor.run(self.stopping), name="lag-monitor")
         log.info("service started", port=self.settings.port)
         try:
             yield
@@ -140,6 +148,8 @@ class ServiceRuntime:
             self.relay.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(relay_task, timeout=self.settings.graceful_timeout)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(lag_task, timeout=5)
             await self.engine.dispose()
             log.info("service stopped")
 

@@ -27,7 +27,10 @@ from cpu_platform.testing.kafka_tools import (
 from cpu_shared.messaging.consumer import ShutdownRequested
 from cpu_shared.messaging.outbox import enqueue
 from cpu_shared.messaging.topics import REFERRAL_EVENTS
+from cpu_shared.security.permissions import AUDIT_GRANTS, PermissionTable
 from cpu_shared.service import ServiceRuntime
+
+NO_ROUTES = PermissionTable("tests", AUDIT_GRANTS)
 
 
 async def count(url: str, sql: str, **params: object) -> int:
@@ -53,7 +56,10 @@ async def test_intake_event_is_handled_by_casework_then_committed(
     event = envelope("referral-e2e", event=unique("x"))
     group = "casework.referral-events"
 
-    async with LifespanManager(intake.create_app(title="intake")), LifespanManager(casework_app):
+    async with (
+        LifespanManager(intake.create_app(title="intake", permissions=NO_ROUTES)),
+        LifespanManager(casework_app),
+    ):
         async with intake.transaction() as session:
             enqueue(session, REFERRAL_EVENTS.name, event)
 
@@ -95,7 +101,7 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
 
     consumer = runtime.consumer(topic, "failing", handle)
     consumer.retry.initial_backoff = 0.05
-    async with LifespanManager(runtime.create_app(title="t")):
+    async with LifespanManager(runtime.create_app(title="t", permissions=NO_ROUTES)):
         await produce_envelopes(kafka_bootstrap_servers, topic, [envelope("a")])
 
         async def retried() -> bool:
@@ -140,7 +146,7 @@ async def test_shutdown_during_retries_commits_nothing(
         raise ConnectionError("store unreachable")
 
     consumer = runtime.consumer(topic, "shutdown", handle)
-    async with LifespanManager(runtime.create_app(title="t")):
+    async with LifespanManager(runtime.create_app(title="t", permissions=NO_ROUTES)):
         await produce_envelopes(kafka_bootstrap_servers, topic, [envelope("a")])
 
         async def tried() -> bool:

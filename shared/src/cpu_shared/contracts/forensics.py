@@ -63,3 +63,16 @@ class EvidenceDisposed(EventData):
     case_id: Pseudonym
     kind: CustodyKind
     at: datetime
+
+
+class LedgerTreeHeadSigned(EventData):
+    """A signed tree head of the custody ledger (CONTRACT.md section 7), published so that
+    other parties can hold it and later prove the log was never rewritten."""
+
+    event_type = "ledger.tree_head_signed"
+    topic = EVIDENCE_EVENTS
+
+    tree_size: int = Field(ge=0)
+    root_hash: str = Field(min_length=44, max_length=44)  # base64 of 32 bytes, padded
+    timestamp: datetime
+    checkpoint: str = Field(max_length=2000)

@@ -18,6 +18,8 @@ dlq_app = typer.Typer(help="Show and replay dead-lettered events.", no_args_is_h
 topics_app = typer.Typer(help="Kafka topics of the platform.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(topics_app, name="topics")
+keys_app = typer.Typer(help="Master keys of the personal-field encryption.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def bootstrap_servers() -> str:
@@ -155,6 +157,82 @@ def asyncapi(
     if stale:
         typer.echo(f"stale AsyncAPI documents: {', '.join(stale)} (run: cpu asyncapi)", err=True)
         raise typer.Exit(1)
+
+
+def service_database_url(service: str) -> str:
+    import importlib
+
+    config = importlib.import_module(f"cpu_{service}.config")
+    return getattr(config, f"{service.capitalize()}Settings")().database_url
+
+
+def _stores(services: list[str], database_url: str | None) -> list[tuple[str, str]]:
+    if database_url:
+        return [("(given)", database_url)]
+    unknown = set(services) - set(SERVICE_NAMES)
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
+    return [(s, service_database_url(s)) for s in (services or SERVICE_NAMES)]
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random master key (base64, 32 bytes) for CPU_CRYPTO_MASTER_KEYS."""
+    from cpu_shared.security.crypto import generate_key
+
+    typer.echo(generate_key())
+
+
+@keys_app.command("status")
+def keys_status(
+    service: list[str] = typer.Option([], "--service", help="Only these services."),
+    database_url: str | None = typer.Option(None, help="One store, instead of the services'."),
+) -> None:
+    """Count the encrypted values under each master key, per store and column."""
+    from cpu_shared.db import create_engine
+    from cpu_shared.security.rotation import key_usage
+
+    async def main() -> None:
+        for name, url in _stores(service, database_url):
+            engine = create_engine(url)
+            try:
+                usage = await key_usage(engine)
+            finally:
+                await engine.dispose()
+            for enc, counts in usage.items():
+                keys = ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+                typer.echo(f"{name}\t{enc.table}.{enc.column}\t{keys}")
+
+    asyncio.run(main())
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    service: list[str] = typer.Option([], "--service", help="Only these services."),
+    database_url: str | None = typer.Option(None, help="One store, instead of the services'."),
+    batch_size: int = typer.Option(500, min=1, help="Rows per short transaction."),
+) -> None:
+    """Re-wrap every value under the active master key, while the services keep serving."""
+    from cpu_shared.db import create_engine
+    from cpu_shared.security.crypto import Keyring
+    from cpu_shared.security.rotation import rotate_store
+
+    cipher = Keyring.load().field_cipher()
+
+    async def main() -> None:
+        for name, url in _stores(service, database_url):
+            engine = create_engine(url)
+            try:
+                done = await rotate_store(engine, cipher, batch_size=batch_size)
+            finally:
+                await engine.dispose()
+            total = sum(done.values())
+            typer.echo(
+                f"{name}: {total} value(s) re-wrapped under {cipher.active_key_id} "
+                f"in {len(done)} column(s)"
+            )
+
+    asyncio.run(main())
 
 
 def register_service_commands() -> None:

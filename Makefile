@@ -32,6 +32,8 @@ up: install
 
 lint: install
 	$(UV) run ruff check .
+	$(UV) run mypy shared/src src
+	$(UV) run cpu asyncapi --check
 
 test: prereqs lint
 	$(UV) run pytest

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 
-def _add_correlation_id(_logger: object, _name: str, event: dict) -> dict:
+def _add_correlation_id(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     cid = correlation_id.get()
     if cid is None:
         try:
@@ -31,7 +35,7 @@ def _add_correlation_id(_logger: object, _name: str, event: dict) -> dict:
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route structlog and the standard library (uvicorn, aiokafka, ...) to JSON on stdout."""
-    shared = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -26,6 +26,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from cpu_shared.logging import correlation_id, get_logger
 from cpu_shared.messaging.dead_letters import DeadLetterHeaders, dead_letter_headers
@@ -280,9 +281,9 @@ class EventConsumer:
             seen = set(
                 (
                     await session.execute(
-                        sa.select(InboxEntry.event_id).where(
-                            InboxEntry.consumer_group == self.group_id,
-                            InboxEntry.event_id.in_(ids),  # type: ignore[attr-defined]
+                        sa.select(col(InboxEntry.event_id)).where(
+                            col(InboxEntry.consumer_group) == self.group_id,
+                            col(InboxEntry.event_id).in_(ids),
                         )
                     )
                 ).scalars()

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from cpu_shared.logging import get_logger
 from cpu_shared.messaging.envelope import EventEnvelope, utcnow
@@ -152,14 +153,14 @@ class OutboxRelay:
                 await session.execute(sa.text("UPDATE outbox SET sent_at = sent_at WHERE 0"))
             query = (
                 sa.select(
-                    OutboxMessage.id,
-                    OutboxMessage.topic,
-                    OutboxMessage.message_key,
-                    OutboxMessage.payload,
-                    OutboxMessage.event_id,
+                    col(OutboxMessage.id),
+                    col(OutboxMessage.topic),
+                    col(OutboxMessage.message_key),
+                    col(OutboxMessage.payload),
+                    col(OutboxMessage.event_id),
                 )
-                .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
-                .order_by(OutboxMessage.id)
+                .where(col(OutboxMessage.sent_at).is_(None))
+                .order_by(col(OutboxMessage.id))
                 .limit(self._batch_size)
             )
             if self._is_postgres:

@@ -58,7 +58,7 @@ async def key_usage(engine: AsyncEngine) -> dict[EncryptedColumn, Counter[str]]:
     columns = await find_encrypted_columns(engine)
     async with engine.connect() as conn:
         for enc in columns:
-            col = sa.column(enc.column)
+            col: sa.ColumnClause[str] = sa.column(enc.column)
             query = sa.select(col).select_from(sa.table(enc.table)).where(col.is_not(None))
             counts: Counter[str] = Counter()
             result = await conn.stream(query)

@@ -1,5 +1,6 @@
 """Configuration of the reporting service, from ``REPORTING_*`` variables."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cpu_shared.config import ServiceSettings
@@ -11,3 +12,9 @@ class ReportingSettings(ServiceSettings):
     service_name: str = "reporting"
     port: int = 8105
     database_url: str = "sqlite+aiosqlite:///./var/reporting.db"
+    # Published counts from 1 to threshold-1 show as "<threshold" (REPORTING_SUPPRESSION_THRESHOLD).
+    suppression_threshold: int = Field(default=5, ge=2, le=100)
+    # Longest period one request may cover, in days (a guard on query cost).
+    max_period_days: int = Field(default=366 * 25, ge=31)
+    # A TrueType font with Khmer and Latin glyphs, for the PDF and its charts.
+    khmer_font: str = "/usr/share/fonts/truetype/khmeros/KhmerOS.ttf"

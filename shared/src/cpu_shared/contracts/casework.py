@@ -115,3 +115,14 @@ class CaseClosed(EventData):
     ]
     closed_at: datetime
     child_homicide: bool = False
+
+
+class CaseFirstContactRecorded(EventData):
+    """The first contact of the unit with a child of the case (the P1 deadline's subject)."""
+
+    event_type = "case.first_contact_recorded"
+    topic = CASE_EVENTS
+
+    case_id: Pseudonym
+    child_id: Pseudonym
+    contacted_at: datetime

@@ -1,0 +1,461 @@
+"""Reading and writing the projection tables (PostgreSQL in production, SQLite for ``make up``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpu_reporting.adapters.tables import (
+    DIMENSION_COLUMNS,
+    aggregate,
+    distinct,
+    duration,
+    metric_column,
+    rollup,
+)
+from cpu_reporting.domain.contributions import (
+    MEASURES,
+    METRICS,
+    Delta,
+    Dims,
+    set_members,
+)
+from cpu_reporting.domain.facts import Facts, facts_from_json
+from cpu_reporting.domain.report import Cell, Median, Query, ReportData
+
+METRIC_COLUMNS = [metric_column(m) for m in METRICS]
+ROLLUP_KEY = ("grain", "period", *DIMENSION_COLUMNS)
+DURATION_KEY = (*ROLLUP_KEY, "measure", "value")
+DISTINCT_COLUMNS = ("metric", "case_id", "subject_id", "day", *DIMENSION_COLUMNS)
+
+AggregateKey = tuple[str, str]  # (kind, pseudonym)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "postgresql"
+
+
+def _insert(session: AsyncSession, table: sa.Table) -> Any:
+    return (postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert)(table)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+async def take_write_lock(session: AsyncSession) -> None:
+    """Serialise writers of the projection (first statement of every writing transaction)."""
+    await session.execute(
+        sa.text("UPDATE rpt_projection_lock SET writes = writes + 1 WHERE id = 1")
+    )
+
+
+async def load_facts(
+    session: AsyncSession, keys: Iterable[AggregateKey]
+) -> dict[AggregateKey, Facts]:
+    by_kind: dict[str, list[str]] = {}
+    for kind, key in keys:
+        by_kind.setdefault(kind, []).append(key)
+    found: dict[AggregateKey, Facts] = {}
+    for kind, ids in by_kind.items():
+        for start in range(0, len(ids), 1000):
+            rows = await session.execute(
+                sa.select(aggregate.c.aggregate_id, aggregate.c.facts).where(
+                    aggregate.c.kind == kind,
+                    aggregate.c.aggregate_id.in_(ids[start : start + 1000]),
+                )
+            )
+            for aggregate_id, doc in rows:
+                found[(kind, aggregate_id)] = facts_from_json(kind, aggregate_id, json.loads(doc))
+    return found
+
+
+def facts_row(kind: str, facts: Facts) -> dict[str, Any]:
+    key = getattr(facts, f"{kind}_id")
+    return {
+        "kind": kind,
+        "aggregate_id": key,
+        "facts": json.dumps(facts.to_json(), separators=(",", ":"), sort_keys=True),
+    }
+
+
+async def save_facts(session: AsyncSession, facts: dict[AggregateKey, Facts]) -> None:
+    if not facts:
+        return
+    rows = [facts_row(kind, f) for (kind, _), f in sorted(facts.items(), key=lambda kv: kv[0])]
+    stmt = _insert(session, aggregate)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["kind", "aggregate_id"], set_={"facts": stmt.excluded.facts}
+    )
+    await session.execute(stmt, rows)
+
+
+@dataclass
+class RollupRows:
+    """Rows to add to the rollup tables, both grains, merged by key (also a ``Sink``)."""
+
+    counts: dict[tuple[str, date, str, str, str], list[int]] = field(default_factory=dict)
+    durations: dict[tuple[str, date, str, str, str, str, int], int] = field(default_factory=dict)
+    distincts: set[tuple[str, str, str, date, str, str, str]] = field(default_factory=set)
+
+    def add_counts(self, day: date, dims: Dims, counts: Sequence[int]) -> None:
+        for grain, period in (("d", day), ("m", month_of(day))):
+            key = (grain, period, dims.province, dims.teams, dims.offences)
+            row = self.counts.get(key)
+            if row is None:
+                self.counts[key] = list(counts)
+            else:
+                for i, v in enumerate(counts):
+                    if v:
+                        row[i] += v
+
+    def add_duration(self, day: date, dims: Dims, measure: str, value: int, n: int) -> None:
+        for grain, period in (("d", day), ("m", month_of(day))):
+            key = (grain, period, dims.province, dims.teams, dims.offences, measure, value)
+            self.durations[key] = self.durations.get(key, 0) + n
+
+    # -- Sink (the rebuild accumulates contributions straight into these rows) ---------------
+
+    def count(self, day: date, dims: Dims, metric: str, n: int = 1) -> None:
+        for grain, period in (("d", day), ("m", month_of(day))):
+            key = (grain, period, dims.province, dims.teams, dims.offences)
+            row = self.counts.get(key)
+            if row is None:
+                row = self.counts[key] = [0] * len(METRICS)
+            row[_METRIC_INDEX[metric]] += n
+
+    def observe(self, day: date, dims: Dims, measure: str, value: int) -> None:
+        self.add_duration(day, dims, measure, value, 1)
+
+    def distinct(self, metric: str, subject: str, day: date, dims: Dims, source: str) -> None:
+        self.distincts.add((metric, source, subject, day, *_dims(dims)))
+
+    @classmethod
+    def of_delta(cls, delta: Delta) -> RollupRows:
+        rows = cls()
+        for (day, dims), counts in delta.counts.items():
+            rows.add_counts(day, dims, counts)
+        for (day, dims, measure, value), n in delta.durations.items():
+            rows.add_duration(day, dims, measure, value, n)
+        return rows
+
+
+_METRIC_INDEX = {m: i for i, m in enumerate(METRICS)}
+
+
+def _dims(dims: Dims) -> tuple[str, str, str]:
+    return dims.province, dims.teams, dims.offences
+
+
+async def apply_delta(session: AsyncSession, delta: Delta) -> None:
+    """Add what changed to the rollups and the distinct rows (inside the caller's transaction)."""
+    rows = RollupRows.of_delta(delta)
+    count_rows = [
+        dict(zip(ROLLUP_KEY, key, strict=True)) | dict(zip(METRIC_COLUMNS, counts, strict=True))
+        for key, counts in sorted(rows.counts.items())
+        if any(counts)
+    ]
+    if count_rows:
+        stmt = _insert(session, rollup)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY),
+            set_={c: rollup.c[c] + stmt.excluded[c] for c in METRIC_COLUMNS},
+        )
+        await session.execute(stmt, count_rows)
+    duration_rows = [
+        dict(zip(DURATION_KEY, key, strict=True)) | {"n": n}
+        for key, n in sorted(rows.durations.items())
+        if n
+    ]
+    if duration_rows:
+        stmt = _insert(session, duration)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(DURATION_KEY), set_={"n": duration.c.n + stmt.excluded.n}
+        )
+        await session.execute(stmt, duration_rows)
+    for metric, subject, day, _, source in sorted(delta.distinct_removed, key=_distinct_order):
+        await session.execute(
+            sa.delete(distinct).where(
+                distinct.c.metric == metric,
+                distinct.c.case_id == source,
+                distinct.c.subject_id == subject,
+                distinct.c.day == day,
+            )
+        )
+    if delta.distinct_added:
+        stmt = _insert(session, distinct).on_conflict_do_nothing()
+        await session.execute(
+            stmt,
+            [
+                dict(zip(DISTINCT_COLUMNS, (m, src, subj, day, *_dims(dims)), strict=True))
+                for m, subj, day, dims, src in sorted(delta.distinct_added, key=_distinct_order)
+            ],
+        )
+
+
+def _distinct_order(item: tuple[str, str, date, Dims, str]) -> tuple[str, str, str, date]:
+    metric, subject, day, _, source = item
+    return metric, source, subject, day
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Segment:
+    grain: str
+    start: date
+    end: date
+
+
+def segments(start: date, end: date) -> list[Segment]:
+    """The rollup rows covering ``[start, end]``: whole months from monthly rows, the days at
+    either end from daily rows."""
+    if end < start:
+        return []
+    first_whole = start if start.day == 1 else month_of(start + timedelta(days=32 - start.day))
+    next_day = end + timedelta(days=1)
+    last_whole_end = end if next_day.day == 1 else month_of(end) - timedelta(days=1)
+    if first_whole > last_whole_end:
+        return [Segment("d", start, end)]
+    out = [Segment("m", first_whole, month_of(last_whole_end))]
+    if start < first_whole:
+        out.append(Segment("d", start, first_whole - timedelta(days=1)))
+    if end > last_whole_end:
+        out.append(Segment("d", last_whole_end + timedelta(days=1), end))
+    return out
+
+
+def _period_clause(table: sa.Table, query: Query) -> sa.ColumnElement[bool]:
+    parts = [
+        sa.and_(table.c.grain == s.grain, table.c.period.between(s.start, s.end))
+        for s in segments(query.start, query.end)
+    ]
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def _like(value: str) -> str:
+    return f"%|{value}|%"
+
+
+def _filters(table: sa.Table, query: Query) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if query.province is not None:
+        clauses.append(table.c.province == query.province)
+    if query.team is not None:
+        clauses.append(table.c.teams.like(_like(query.team)))
+    if query.offence is not None:
+        clauses.append(table.c.offences.like(_like(query.offence)))
+    return clauses
+
+
+def _sums() -> list[Any]:
+    # Cast back to BIGINT: PostgreSQL sums BIGINT as NUMERIC, which arrives as Decimal objects.
+    return [sa.cast(sa.func.sum(rollup.c[c]), sa.BigInteger) for c in METRIC_COLUMNS]
+
+
+async def read_cells(session: AsyncSession, query: Query) -> list[Cell]:
+    stmt = (
+        sa.select(
+            rollup.c.province,
+            rollup.c.teams,
+            rollup.c.offences,
+            *_sums(),
+        )
+        .where(_period_clause(rollup, query), *_filters(rollup, query))
+        .group_by(rollup.c.province, rollup.c.teams, rollup.c.offences)
+    )
+    cells = []
+    for row in await session.execute(stmt):
+        counts = [int(v or 0) for v in row[3:]]
+        if any(counts):  # rows a case moved out of (e.g. to its province) stay, at zero
+            cells.append(Cell(row[0], row[1], row[2], counts))
+    return cells
+
+
+async def read_months(session: AsyncSession, query: Query) -> dict[date, list[int]]:
+    """Counts per calendar month of the period (edge months partly, from daily rows)."""
+    stmt = (
+        sa.select(rollup.c.period, *_sums())
+        .where(_period_clause(rollup, query), *_filters(rollup, query))
+        .group_by(rollup.c.period)
+    )
+    months: dict[date, list[int]] = {}
+    day = month_of(query.start)
+    while day <= query.end:
+        months[day] = [0] * len(METRICS)
+        day = month_of(day + timedelta(days=32))
+    for row in await session.execute(stmt):
+        period = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0]))
+        target = months.setdefault(month_of(period), [0] * len(METRICS))
+        for i, v in enumerate(row[1:]):
+            target[i] += int(v or 0)
+    return months
+
+
+def _codes_join(table: sa.Table, column: str, codes: Sequence[str]) -> tuple[Any, Any]:
+    """A derived table of ``codes`` joined to ``table`` on set membership ('' = empty set)."""
+    selects = [sa.select(sa.literal(code, sa.String()).label("code")) for code in codes]
+    derived = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("codes")
+    col = table.c[column]
+    on = sa.or_(
+        sa.and_(derived.c.code == "", col == ""),
+        sa.and_(derived.c.code != "", col.like(sa.literal("%|") + derived.c.code + "|%")),
+    )
+    return derived, on
+
+
+def _group_expr(table: sa.Table, dimension: str, codes: Sequence[str]) -> tuple[Any, Any, Any]:
+    """(group expression, from clause, join condition) for one breakdown."""
+    if dimension == "total":
+        return sa.literal("", sa.String()), table, None
+    if dimension == "province":
+        return table.c.province, table, None
+    derived, on = _codes_join(table, "teams" if dimension == "team" else "offences", codes)
+    return derived.c.code, table.join(derived, on), on
+
+
+async def read_medians(
+    session: AsyncSession, query: Query, dimension: str, codes: Sequence[str] = ()
+) -> dict[str, dict[str, Median]]:
+    """Exact medians per group of ``dimension`` (``total``, ``province``, ``team``, ``offence``)
+    from the duration histograms, computed in SQL with window sums."""
+    if dimension in ("team", "offence") and not codes:
+        return {}
+    group, source, _ = _group_expr(duration, dimension, codes)
+    hist = (
+        sa.select(
+            group.label("g"),
+            duration.c.measure,
+            duration.c.value,
+            sa.func.sum(duration.c.n).label("n"),
+        )
+        .select_from(source)
+        .where(_period_clause(duration, query), *_filters(duration, query))
+        .group_by(group, duration.c.measure, duration.c.value)
+        .cte("hist")
+    )
+    window = (
+        sa.select(
+            hist.c.g,
+            hist.c.measure,
+            hist.c.value,
+            sa.cast(
+                sa.func.sum(hist.c.n).over(
+                    partition_by=(hist.c.g, hist.c.measure),
+                    order_by=hist.c.value,
+                    rows=(None, 0),
+                ),
+                sa.BigInteger,
+            ).label("cum"),
+            sa.cast(
+                sa.func.sum(hist.c.n).over(partition_by=(hist.c.g, hist.c.measure)), sa.BigInteger
+            ).label("total"),
+        )
+    ).cte("win")
+    lo_pos = (window.c.total + 1) // 2
+    hi_pos = window.c.total // 2 + 1
+    stmt = sa.select(
+        window.c.g,
+        window.c.measure,
+        sa.func.min(sa.case((window.c.cum >= lo_pos, window.c.value))),
+        sa.func.min(sa.case((window.c.cum >= hi_pos, window.c.value))),
+        sa.func.max(window.c.total),
+    ).group_by(window.c.g, window.c.measure)
+    out: dict[str, dict[str, Median]] = {}
+    for g, measure, lo, hi, total in await session.execute(stmt):
+        if measure in MEASURES and lo is not None and hi is not None:
+            out.setdefault(g, {})[measure] = ((int(lo) + int(hi)) / 2, int(total))
+    return out
+
+
+async def read_distinct(
+    session: AsyncSession, query: Query, dimension: str, codes: Sequence[str] = ()
+) -> dict[str, int]:
+    """Distinct children given legal representation per group of ``dimension``."""
+    if dimension in ("team", "offence") and not codes:
+        return {}
+    group, source, _ = _group_expr(distinct, dimension, codes)
+    stmt = (
+        sa.select(group, sa.func.count(sa.distinct(distinct.c.subject_id)))
+        .select_from(source)
+        .where(
+            distinct.c.metric == "children_legal_representation",
+            distinct.c.day.between(query.start, query.end),
+            *_filters(distinct, query),
+        )
+        .group_by(group)
+    )
+    return {g: int(n) for g, n in await session.execute(stmt)}
+
+
+async def read_report(
+    session: AsyncSession, query: Query, *, with_months: bool = False
+) -> ReportData:
+    cells = await read_cells(session, query)
+    team_codes = sorted({m for c in cells for m in set_members(c.teams) or [""]})
+    offence_codes = sorted({m for c in cells for m in set_members(c.offences) or [""]})
+    data = ReportData(cells=cells)
+    codes = {"total": (), "province": (), "team": team_codes, "offence": offence_codes}
+    for dimension, dimension_codes in codes.items():
+        data.medians[dimension] = await read_medians(session, query, dimension, dimension_codes)
+        data.children[dimension] = await read_distinct(session, query, dimension, dimension_codes)
+    # Children may have been represented in a cell that has no count in the period.
+    if with_months:
+        data.months = await read_months(session, query)
+    return data
+
+
+# ---------------------------------------------------------------------------- rebuild
+
+
+async def replace_all(
+    session: AsyncSession,
+    facts: Iterable[dict[str, Any]],
+    rows: RollupRows,
+) -> None:
+    """Empty the projection and fill it anew, inside the caller's transaction (which holds the
+    write lock): readers see the old figures or the new ones, never a mix or a double count."""
+    postgres = _dialect(session) == "postgresql"
+    tables = [aggregate, rollup, duration, distinct]
+    if postgres:
+        await session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables)))
+    else:
+        for table in tables:
+            await session.execute(sa.delete(table))
+    count_records = [(*key, *counts) for key, counts in sorted(rows.counts.items()) if any(counts)]
+    duration_records = [(*key, n) for key, n in sorted(rows.durations.items()) if n]
+    distinct_records = sorted(rows.distincts)
+    fact_records = [(f["kind"], f["aggregate_id"], f["facts"]) for f in facts]
+    batches: list[tuple[sa.Table, Sequence[str], list[tuple[Any, ...]]]] = [
+        (aggregate, ("kind", "aggregate_id", "facts"), fact_records),
+        (rollup, (*ROLLUP_KEY, *METRIC_COLUMNS), count_records),
+        (duration, (*DURATION_KEY, "n"), duration_records),
+        (distinct, DISTINCT_COLUMNS, distinct_records),  # type: ignore[list-item]
+    ]
+    if postgres:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        for table, columns, records in batches:
+            if records:
+                await driver.copy_records_to_table(  # type: ignore[union-attr]
+                    table.name, records=records, columns=list(columns)
+                )
+        return
+    for table, columns, records in batches:
+        for start in range(0, len(records), 5000):
+            chunk = records[start : start + 5000]
+            await session.execute(
+                sa.insert(table), [dict(zip(columns, r, strict=True)) for r in chunk]
+            )

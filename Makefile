@@ -25,6 +25,7 @@ prereqs: install
 	$(UV) run python -m cpu_platform.devstack.kafka fetch
 	$(UV) run python -m cpu_platform.devstack.postgres install
 	$(UV) run python -m cpu_platform.devstack.browser install
+	deploy/tools/install-ops-tools
 
 up: install
 	$(UV) run python -m cpu_platform.devstack.kafka fetch

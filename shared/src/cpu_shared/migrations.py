@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+# Any fixed number; advisory locks are per database, so each service has its own.
+_LOCK_KEY = 0x0C0_6D16
 
 
 def _do_run(connection: Connection, target_metadata: MetaData | None) -> None:
@@ -18,6 +21,10 @@ def _do_run(connection: Connection, target_metadata: MetaData | None) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the others wait, then find
+            # nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         context.run_migrations()
 
 

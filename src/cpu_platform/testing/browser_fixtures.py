@@ -1,4 +1,9 @@
-"""pytest plugin: a headless Debian Chromium driven by Playwright, one per test session."""
+"""pytest plugin: a headless Debian Chromium driven by Playwright.
+
+Playwright's sync API runs an event loop on the calling thread for as long as it is open, which
+would break every asyncio test after it; so each test gets its own Playwright and browser
+(about a second), closed at its end.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pytest
 from cpu_platform.devstack.browser import LAUNCH_ARGS, ensure_browser_installed
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -148,7 +148,7 @@ async def test_security_headers_everywhere(client: httpx.AsyncClient) -> None:
         r = await client.get(path)
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["x-frame-options"] == "DENY"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
         assert "camera=()" in r.headers["permissions-policy"]
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     api = await client.get("/api/v1/things")

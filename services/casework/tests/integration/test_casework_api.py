@@ -345,7 +345,7 @@ async def test_overdue_first_contacts_are_listed_per_team_and_counted(casework) 
     counts = await refresh_overdue_metric(casework.runtime.sessions, casework.cw)
     assert counts == {"OVCS": 1, "HIT": 1}
     metrics = casework.runtime.registry.get_sample_value(
-        "cpu_casework_first_contact_overdue", {"team": "HIT"}
+        "cpu_casework_overdue_first_contact", {"team": "HIT", "priority": "P1"}
     )
     assert metrics == 1
 

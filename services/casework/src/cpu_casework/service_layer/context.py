@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,18 +24,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PRIORITIES = ("P1", "P2", "P3")
+
+
 class CaseworkMetrics:
     """Business metrics. Labels are codes (team, origin), never an id or a personal value."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # Named and labelled as deploy/prometheus/alerts.yml and the dashboard expect.
         self.overdue = Gauge(
-            "cpu_casework_first_contact_overdue",
-            "First-contact tasks past their due time with no contact recorded, per lead team",
-            ["team"],
+            "cpu_casework_overdue_first_contact",
+            "First-contact tasks past their due time with no contact recorded, per lead team "
+            "and priority",
+            ["team", "priority"],
             registry=registry,
         )
         for team in (*TEAMS, UNASSIGNED):
-            self.overdue.labels(team).set(0)
+            for priority in PRIORITIES:
+                self.overdue.labels(team, priority).set(0)
         self.cases_opened = Counter(
             "cpu_casework_cases_opened",
             "Cases opened, by origin (referral or tip)",
@@ -56,8 +63,12 @@ class CaseworkMetrics:
 
     def set_overdue(self, tasks: list[FirstContactTask], now: datetime) -> dict[str, int]:
         counts = {team or UNASSIGNED: n for team, n in overdue_counts(tasks, now).items()}
+        by_priority: collections.Counter[tuple[str, str]] = collections.Counter(
+            (task.team or UNASSIGNED, task.priority) for task in tasks if task.is_overdue(now)
+        )
         for team in (*TEAMS, UNASSIGNED):
-            self.overdue.labels(team).set(counts.get(team, 0))
+            for priority in PRIORITIES:
+                self.overdue.labels(team, priority).set(by_priority.get((team, priority), 0))
         return counts
 
 

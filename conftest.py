@@ -20,3 +20,6 @@ def pytest_configure() -> None:
     keys = tempfile.mkdtemp(prefix="cpu-test-keys-")
     os.environ.setdefault("CPU_AUTH_DEV_SIGNING_KEY_FILE", os.path.join(keys, "signing-key.pem"))
     os.environ.setdefault("CPU_CRYPTO_DEV_KEYS_FILE", os.path.join(keys, "master-keys.json"))
+    os.environ.setdefault(
+        "FORENSICS_LEDGER_SIGNING_KEY_FILE", os.path.join(keys, "ledger-signing-key.pem")
+    )

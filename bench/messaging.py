@@ -42,7 +42,7 @@ async def relay_throughput(bootstrap: str, url: str) -> float:
                 enqueue(session, "bench.relay", envelope(f"agg-{i % 500}", version=i))
     await engine.dispose()
     app, runtime = build(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90):
         started = time.perf_counter()
         while True:
             async with runtime.engine.connect() as conn:
@@ -63,7 +63,7 @@ async def consumer_throughput(bootstrap: str, url: str) -> float:
         database_url=url, kafka_bootstrap_servers=bootstrap, topic_in=topic, batch=True
     )
     app, runtime = build(settings)
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90):
         started = time.perf_counter()
         while True:
             async with runtime.engine.connect() as conn:

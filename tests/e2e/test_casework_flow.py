@@ -247,7 +247,7 @@ def test_a_referral_becomes_a_case_with_an_arrest_and_a_conviction(
     assert detail.json()["status"] == "closed_convicted"
     # The overdue first-contact gauge is exported per team, with no personal label.
     metrics = httpx.get(f"{casework}/metrics", timeout=30).text
-    assert 'cpu_casework_first_contact_overdue{team="OVCS"}' in metrics
+    assert re.search(r'^cpu_casework_overdue_first_contact\{[^}]*team="OVCS"', metrics, re.M)
     for value in submitted_values:
         assert value not in metrics
 

@@ -45,7 +45,7 @@ async def test_every_role_on_every_route(
     undeclared = {action for action in routes.values()} - set(table.actions)
     assert not undeclared, f"routes guarded by actions missing from the table: {undeclared}"
 
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             for (method, path), action in sorted(routes.items()):

@@ -57,8 +57,12 @@ async def test_intake_event_is_handled_by_casework_then_committed(
     group = "casework.referral-events"
 
     async with (
-        LifespanManager(intake.create_app(title="intake", permissions=NO_ROUTES)),
-        LifespanManager(casework_app),
+        LifespanManager(
+            intake.create_app(title="intake", permissions=NO_ROUTES),
+            startup_timeout=120,
+            shutdown_timeout=90,
+        ),
+        LifespanManager(casework_app, startup_timeout=120, shutdown_timeout=90),
     ):
         async with intake.transaction() as session:
             enqueue(session, REFERRAL_EVENTS.name, event)
@@ -101,7 +105,11 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
 
     consumer = runtime.consumer(topic, "failing", handle)
     consumer.retry.initial_backoff = 0.05
-    async with LifespanManager(runtime.create_app(title="t", permissions=NO_ROUTES)):
+    async with LifespanManager(
+        runtime.create_app(title="t", permissions=NO_ROUTES),
+        startup_timeout=120,
+        shutdown_timeout=90,
+    ):
         await produce_envelopes(kafka_bootstrap_servers, topic, [envelope("a")])
 
         async def retried() -> bool:
@@ -146,7 +154,11 @@ async def test_shutdown_during_retries_commits_nothing(
         raise ConnectionError("store unreachable")
 
     consumer = runtime.consumer(topic, "shutdown", handle)
-    async with LifespanManager(runtime.create_app(title="t", permissions=NO_ROUTES)):
+    async with LifespanManager(
+        runtime.create_app(title="t", permissions=NO_ROUTES),
+        startup_timeout=120,
+        shutdown_timeout=90,
+    ):
         await produce_envelopes(kafka_bootstrap_servers, topic, [envelope("a")])
 
         async def tried() -> bool:

@@ -54,7 +54,7 @@ async def test_dead_letter_then_fix_and_redrive_once(
             q = sa.text("SELECT count(*) FROM probe_effect WHERE event_id = :e")
             return (await conn.execute(q, {"e": event_id})).scalar_one()
 
-    async with LifespanManager(app):
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90):
         await produce(
             kafka_bootstrap_servers,
             topic,

@@ -18,8 +18,13 @@ from cpu_shared.security.crypto import FieldCipher, field_context, generate_key
 
 
 def cpu(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "cpu_platform.cli", *args],
-                          env=os.environ | env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cpu_platform.cli", *args],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -43,12 +48,18 @@ async def test_rotation_keeps_every_record_readable_and_new_writes_use_the_new_k
     names = {str(uuid.uuid4()): f"Sokha {n} សុខា" for n in range(1200)}
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "CREATE TABLE child (id varchar(36) PRIMARY KEY, name_enc text, province text)"))
+        await conn.execute(
+            sa.text("CREATE TABLE child (id varchar(36) PRIMARY KEY, name_enc text, province text)")
+        )
         await conn.execute(
             sa.text("INSERT INTO child VALUES (:id, :name, '12')"),
-            [{"id": cid, "name": before.encrypt(name, context=field_context("child", "name", cid))}
-             for cid, name in names.items()],
+            [
+                {
+                    "id": cid,
+                    "name": before.encrypt(name, context=field_context("child", "name", cid)),
+                }
+                for cid, name in names.items()
+            ],
         )
 
     status = cpu("keys", "status", "--database-url", url, env=keys_env({"k1": k1}, "k1"))
@@ -65,8 +76,10 @@ async def test_rotation_keeps_every_record_readable_and_new_writes_use_the_new_k
     after = FieldCipher({"k2": raw["k2"]}, "k2")
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.text("SELECT id, name_enc FROM child"))).all()
-    assert {cid: after.decrypt(token, context=field_context("child", "name", cid))
-            for cid, token in rows} == names
+    assert {
+        cid: after.decrypt(token, context=field_context("child", "name", cid))
+        for cid, token in rows
+    } == names
     new = FieldCipher(raw, "k2").encrypt("Dara", context=field_context("child", "name", "x"))
     assert new.startswith("enc1.k2.")
     await engine.dispose()

@@ -23,7 +23,7 @@ async def test_ready_follows_the_broker(
             readiness_timeout=1.5,
         )
     )
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             first = await client.get("/ready")
@@ -53,7 +53,7 @@ async def test_ready_is_503_when_the_store_is_unreachable(kafka_bootstrap_server
             run_migrations=False,
         )
     )
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             response = await client.get("/ready")

@@ -33,7 +33,7 @@ async def test_database_outage_is_retried_not_dead_lettered(
         app, runtime = build(settings)
         labels = {"topic": topic, "group": "probe.probe"}
         sample = runtime.registry.get_sample_value
-        async with LifespanManager(app):
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=90):
             pg.stop()
             event = envelope("a")
             await produce_envelopes(kafka_bootstrap_servers, topic, [event])

@@ -3,17 +3,40 @@
 from fastapi import FastAPI
 
 from cpu_intake.config import IntakeSettings
-from cpu_intake.entrypoints.http import router
+from cpu_intake.domain.triage import load_rules
+from cpu_intake.entrypoints.http import install_error_handlers, router
 from cpu_intake.entrypoints.stream import register_subscribers
 from cpu_intake.permissions import PERMISSIONS
+from cpu_intake.service_layer.referrals import Intake
+from cpu_intake.web.pages import build_ui
 from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings, migrations_package="cpu_intake.migrations")
-    register_subscribers(runtime)
-    return runtime.create_app(title="CPU intake service", permissions=PERMISSIONS, routers=[router])
+    intake = Intake(
+        runtime,
+        keyring=lambda: runtime.keyring,
+        # Read at start: a broken rule file stops the service rather than mis-triaging.
+        rules=load_rules(settings.triage_rules_file),
+        candidate_limit=settings.match_candidate_limit,
+        registry=runtime.registry,
+    )
+    register_subscribers(runtime, intake)
+    ui, pages = build_ui()
+
+    def configure(app: FastAPI) -> None:
+        app.state.intake = intake
+        install_error_handlers(app)
+        ui.install(app, pages)
+
+    return runtime.create_app(
+        title="CPU intake service",
+        permissions=PERMISSIONS,
+        routers=[router],
+        configure=configure,
+    )
 
 
 def main() -> None:

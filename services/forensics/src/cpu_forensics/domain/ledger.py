@@ -85,7 +85,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -238,6 +238,22 @@ class MerkleTree:
     @property
     def size(self) -> int:
         return len(self._levels[0])
+
+    def extend(self, hashes: Sequence[bytes]) -> None:
+        """Append leaf hashes, computing only the new complete subtrees (amortised O(1) each),
+        so a long-lived tree serving proofs follows the log without being rebuilt."""
+        new = list(hashes)
+        if not all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in new):
+            raise ValueError("every leaf hash must be 32 bytes")
+        levels = self._levels
+        levels[0].extend(new)
+        height = 0
+        while len(levels[height]) > 1:
+            if height + 1 == len(levels):
+                levels.append([])
+            below, above = levels[height], levels[height + 1]
+            above.extend(_next_level(below[2 * len(above) :]))
+            height += 1
 
     def leaf_hash(self, index: int) -> bytes:
         return self._levels[0][index]
@@ -825,6 +841,49 @@ def verify_log(
                 exact.append(p)
                 break
 
+    def event_id_at(first: int) -> str | None:
+        if event_ids is not None:
+            return event_ids[first]
+        if records is not None:
+            return records[first].event_id
+        return _event_id_of(leaves[first])
+
+    return verify_tree(
+        hashes,
+        tree_heads,
+        verifier_key,
+        origin=origin,
+        entry_problems=problems,
+        event_id_at=event_id_at,
+        tree=tree,
+    )
+
+
+def verify_tree(
+    hashes: Sequence[bytes],
+    tree_heads: Iterable[str],
+    verifier_key: str,
+    *,
+    origin: str | None = None,
+    entry_problems: Sequence[LedgerProblem] = (),
+    event_id_at: Callable[[int], str | None] | None = None,
+    tree: MerkleTree | None = None,
+) -> LedgerReport:
+    """The second half of :func:`verify_log`, for callers that check entries themselves.
+
+    ``hashes`` are the leaf hashes of the log (recomputed by the caller), ``entry_problems``
+    what the caller found wrong with individual entries (each naming its ``index``), and
+    ``event_id_at(index)`` names an entry. Every signed head is checked against the tree as in
+    :func:`verify_log`, and the first bad entry is judged from both. ``tree_heads`` may be a
+    lazy iterable (a store streaming a million heads); ``tree`` a tree already built over
+    ``hashes``.
+    """
+    n = len(hashes)
+    if tree is None:
+        tree = MerkleTree(hashes)
+    problems = list(entry_problems)
+    exact = [p.index for p in problems if p.index is not None]
+
     verified: list[int] = []
     failed: list[tuple[int, int]] = []  # (size, position in tree_heads)
     for k, note in enumerate(tree_heads):
@@ -887,13 +946,8 @@ def verify_log(
             first, first_exact = lo, hi - lo == 1
 
     first_event: str | None = None
-    if first is not None and first < n:
-        if event_ids is not None:
-            first_event = event_ids[first]
-        elif records is not None:
-            first_event = records[first].event_id
-        else:
-            first_event = _event_id_of(leaves[first])
+    if first is not None and first < n and event_id_at is not None:
+        first_event = event_id_at(first)
 
     return LedgerReport(
         ok=not problems,

@@ -17,7 +17,7 @@ shows pydantic's developer wording.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -167,6 +167,18 @@ MESSAGES: Mapping[str, Message] = {
         "The reason must be a short code of lower-case letters and underscores.",
         "មូលហេតុត្រូវតែជាកូដខ្លី ដែលមានអក្សរតូច និងសញ្ញា _ ប៉ុណ្ណោះ។",
     ),
+    "referral_not_found": Message(
+        "No referral with this id, or it is not one you may see.",
+        "រកមិនឃើញការបញ្ជូនដែលមានលេខសម្គាល់នេះទេ ឬអ្នកមិនមានសិទ្ធិមើលវា។",
+    ),
+    "referral_changed": Message(
+        "Someone else changed this referral at the same moment; reload it and try again.",
+        "មានអ្នកផ្សេងបានកែប្រែការបញ្ជូននេះក្នុងពេលតែមួយ។ សូមផ្ទុកវាឡើងវិញ ហើយព្យាយាមម្តងទៀត។",
+    ),
+    "unsupported_media_type": Message(
+        "Intake accepts no files or attachments: send the form as text only.",
+        "ការទទួលករណីមិនទទួលយកឯកសារ ឬឯកសារភ្ជាប់ទេ៖ សូមផ្ញើតែទម្រង់ជាអត្ថបទប៉ុណ្ណោះ។",
+    ),
     # --- match decisions ---------------------------------------------------------------------
     "match_self": Message(
         "A referral cannot be matched with itself.",
@@ -259,8 +271,15 @@ def validation_error(title: str, problems: Sequence[Problem]) -> ValidationError
 
 def officer_errors(exc: ValidationError) -> list[OfficerError]:
     """Each error of ``exc`` with its field path, code and message in both languages."""
+    return officer_errors_from(exc.errors())
+
+
+def officer_errors_from(errors: Iterable[Mapping[str, Any]]) -> list[OfficerError]:
+    """:func:`officer_errors` for error dicts in pydantic's shape (``type``, ``loc``, ``ctx``),
+    e.g. those of FastAPI's ``RequestValidationError``; the caller strips any ``body`` prefix
+    from ``loc`` first."""
     out = []
-    for error in exc.errors():
+    for error in errors:
         kind = error["type"]
         context = dict(error.get("ctx") or {})
         code = kind if kind in MESSAGES else _PYDANTIC_TYPES.get(kind, "invalid_value")

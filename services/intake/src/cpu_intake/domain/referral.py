@@ -393,7 +393,9 @@ class Referral:
 
     id: UUID
     reference: str
-    details: ReferralCreate
+    # None when the service loads a referral only to change its status or record a decision:
+    # no method below reads the details, so no personal field needs decrypting for that.
+    details: ReferralCreate | None
     submitted_by: str
     submitted_at: datetime
     status: ReferralStatus = ReferralStatus.SUBMITTED

@@ -1,0 +1,1 @@
+"""The intake officers' pages (``/ui``): templates, Khmer translations, form mapping."""

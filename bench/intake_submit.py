@@ -8,9 +8,10 @@ publishes the events meanwhile.
 - Highest sustained throughput: the open loop below at rising rates, 10 s each; a rate is
   sustained when every request succeeds, the completions keep pace (at least 97% of the
   offered rate) and p99 stays under 250 ms.
-- Steady load: 200 requests/s for 30 s, open loop (each request leaves at its scheduled time whatever
-  the previous ones do), latency measured from the scheduled time, so a stalled server shows
-  up in the figures instead of silently slowing the client (no coordinated omission).
+- Steady load: 200 requests/s for 30 s, open loop (each request leaves at its scheduled time
+  whatever the previous ones do), latency measured from the scheduled time, so a stalled
+  server shows up in the figures instead of silently slowing the client (no coordinated
+  omission).
   Target: p99 under 25 ms. Also the service's CPU time per referral (from /proc), a figure
   that depends less on what else the machine is doing.
 

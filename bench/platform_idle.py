@@ -37,18 +37,24 @@ def main() -> None:
         for spec in SERVICES:
             prefix = spec.name.upper()
             port = free_port()
-            env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, f"{prefix}_PORT": str(port),
-                   f"{prefix}_DATABASE_URL": f"sqlite+aiosqlite:///{base / spec.name}.db"}
-            procs.append(ServiceProcess(f"cpu_{spec.name}.app", env, base / f"{spec.name}.log",
-                                        port).spawn())
+            env = {
+                "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                f"{prefix}_PORT": str(port),
+                f"{prefix}_DATABASE_URL": f"sqlite+aiosqlite:///{base / spec.name}.db",
+            }
+            procs.append(
+                ServiceProcess(f"cpu_{spec.name}.app", env, base / f"{spec.name}.log", port).spawn()
+            )
         started = time.perf_counter()
         for proc in procs:
             proc.wait_healthy(120)
         all_healthy = time.perf_counter() - started
         time.sleep(IDLE_SECONDS)
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in kafka.timings.items())
-        print(f"local Kafka start to ready: {broker_start:.1f} s ({steps}); "
-              f"broker JVM RSS {rss_mib(kafka.pid or 0):.0f} MiB")
+        print(
+            f"local Kafka start to ready: {broker_start:.1f} s ({steps}); "
+            f"broker JVM RSS {rss_mib(kafka.pid or 0):.0f} MiB"
+        )
         print(f"five services spawned to all healthy: {all_healthy:.1f} s")
         for spec, proc in zip(SERVICES, procs, strict=True):
             assert proc.proc is not None

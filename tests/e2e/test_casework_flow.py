@@ -27,7 +27,7 @@ from cpu_shared.security.crypto import Keyring
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 90  # seconds: two cores shared with other work
+TIMEOUT = 240.0  # generous: CI machines run this beside four other service processes
 
 
 def run(coro: Any) -> Any:

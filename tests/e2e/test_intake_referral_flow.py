@@ -137,7 +137,7 @@ def test_a_referral_reaches_casework_through_the_broker(platform_stack: Platform
     assert envelope.data["same_child_as_referral_id"] is None
 
     row = run(_inbox_row(platform_stack.database_urls["casework"], str(envelope.event_id)))
-    assert row.consumer_group.startswith("casework.")
+    assert row.consumer_group.startswith("e2e-stack.casework.")
     assert row.topic == "intake.referral.events"
 
     personal = [GIVEN, FAMILY, KHMER, REPORTER, "975550142", NARRATIVE, VILLAGE, PERPETRATOR]

@@ -50,11 +50,18 @@ async def test_intake_event_is_handled_by_casework_then_committed(
         IntakeSettings(database_url=intake_db, kafka_bootstrap_servers=kafka_bootstrap_servers),
         migrations_package="cpu_intake.migrations",
     )
+    # Its own consumer groups: the session's platform stack also runs a casework service on
+    # this broker, and a shared group would split the partitions between the two.
+    prefix = unique("delivery") + "."
     casework_app = create_casework(
-        CaseworkSettings(database_url=casework_db, kafka_bootstrap_servers=kafka_bootstrap_servers)
+        CaseworkSettings(
+            database_url=casework_db,
+            kafka_bootstrap_servers=kafka_bootstrap_servers,
+            kafka_group_prefix=prefix,
+        )
     )
     event = envelope("referral-e2e", event=unique("x"))
-    group = "casework.referral-events"
+    group = f"{prefix}casework.referral-events"
 
     async with (
         LifespanManager(

@@ -104,7 +104,7 @@ class ServiceRuntime:
         """Declare a consumer group of this service; it starts with the process."""
         consumer = EventConsumer(
             topic=topic,
-            group_id=f"{self.name}.{group}",
+            group_id=f"{self.settings.kafka_group_prefix}{self.name}.{group}",
             handle=handle,
             sessions=self.sessions,
             metrics=self.consumer_metrics,

@@ -56,6 +56,9 @@ def platform_stack(
             prefix = spec.name.upper()
             env = {
                 "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
+                # Its own consumer groups: in-process services that tests start on the same
+                # broker must not share (and split) the stack's partitions.
+                "KAFKA_GROUP_PREFIX": "e2e-stack.",
                 f"{prefix}_PORT": str(port),
                 f"{prefix}_DATABASE_URL": urls[spec.name],
             }

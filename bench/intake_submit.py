@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -37,6 +38,7 @@ from typing import Any
 STEADY_RATE = 200
 STEADY_SECONDS = 30
 WARMUP_REQUESTS = 400
+SEQUENTIAL_REQUESTS = 300
 STEP_SECONDS = 10
 STEP_RATES = (50, 100, 150, 200, 300, 400, 600, 800)
 SUSTAINED_P99_MS = 250.0
@@ -231,6 +233,17 @@ async def run(base: Path) -> None:
             warm = [referral(people, now) for _ in range(WARMUP_REQUESTS)]
             await open_loop(client, warm, 50)
 
+            # One request at a time: what a single submission costs when nothing queues.
+            alone = []
+            for body in (referral(people, now) for _ in range(SEQUENTIAL_REQUESTS)):
+                started = time.perf_counter()
+                status = await client.submit(body)
+                alone.append((time.perf_counter() - started) * 1000)
+                assert status == 201, status
+            print(
+                f"one at a time ({SEQUENTIAL_REQUESTS} referrals): "
+                f"p50 {percentile(alone, 0.5):.1f} ms, p99 {percentile(alone, 0.99):.1f} ms"
+            )
             print(
                 f"open loop, {CONNECTIONS} connections; latency from each request's scheduled time"
             )
@@ -305,9 +318,10 @@ async def _published(url: str) -> tuple[int, int]:
 
 def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="cpu-bench-intake-"))
-    started = time.perf_counter()
-    asyncio.run(run(base))
-    print(f"(intake bench data in {base}; {time.perf_counter() - started:.0f} s)")
+    try:
+        asyncio.run(run(base))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

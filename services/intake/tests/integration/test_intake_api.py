@@ -4,7 +4,9 @@ filters, matches, match decisions and withdrawal."""
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +16,9 @@ import sqlalchemy as sa
 
 from cpu_intake.domain.messages import MESSAGES
 from cpu_intake.domain.referral import cambodia_date
-from cpu_platform.testing.kafka_tools import bearer
+from cpu_platform.testing.kafka_tools import bearer, produce_envelopes, wait_until
+from cpu_shared.contracts import new_envelope
+from cpu_shared.contracts.casework import CaseOpened
 
 pytestmark = pytest.mark.integration
 
@@ -599,3 +603,58 @@ async def test_every_read_and_write_is_audited(intake, body) -> None:
     ]
     assert all(e["record_type"] == "referral" and e["outcome"] == "allowed" for e in entries)
     assert all(e["roles"] == ["intake_officer"] for e in entries)
+
+
+async def test_withdrawing_the_only_candidate_releases_a_held_referral(intake, body) -> None:
+    first = body()
+    earlier = await intake.submit(first)
+    later = await intake.submit(body(children=[_same_child(first)]))
+    assert later["match_decision_pending"] is True
+    pseudonym = await _pseudonym(intake, later["id"])
+    assert [e["event_type"] for e in await _outbox(intake, pseudonym)] == ["referral.submitted"]
+    response = await intake.client.post(
+        f"/api/v1/referrals/{earlier['id']}/withdrawal",
+        json={"reason_code": "made_in_error"},
+        headers=OFFICER,
+    )
+    assert response.status_code == 200, response.text
+    events = await _outbox(intake, pseudonym)
+    assert [e["event_type"] for e in events] == ["referral.submitted", "referral.triaged"]
+    assert events[1]["data"]["same_child_as_referral_id"] is None
+    got = (await intake.client.get(f"/api/v1/referrals/{later['id']}", headers=OFFICER)).json()
+    assert got["match_decision_pending"] is False
+    matches = await intake.client.get(f"/api/v1/referrals/{later['id']}/matches", headers=OFFICER)
+    assert matches.json() == {"matches": []}
+
+
+async def test_a_case_opened_in_casework_is_recorded_and_stops_withdrawal(
+    intake, body, kafka_bootstrap_servers
+) -> None:
+    created = await intake.submit(body())
+    pseudonym = await _pseudonym(intake, created["id"])
+    case_id = "ps_" + "".join(random.choice(string.ascii_lowercase) for _ in range(26))
+    opened = CaseOpened(
+        case_id=case_id,
+        origin="referral",
+        origin_id=pseudonym,
+        opened_at=datetime.now(UTC),
+        priority="P3",
+        province_code="12",
+    )
+    envelope = new_envelope(
+        opened, source="casework", aggregate_id=case_id, aggregate_version=1, correlation_id="t1"
+    )
+    await produce_envelopes(kafka_bootstrap_servers, "casework.case.events", [envelope])
+
+    async def case_opened() -> bool:
+        got = await intake.client.get(f"/api/v1/referrals/{created['id']}", headers=OFFICER)
+        return got.json()["status"] == "case_opened"
+
+    await wait_until(case_opened, timeout=120, what="intake to record casework's case.opened")
+    refused = await intake.client.post(
+        f"/api/v1/referrals/{created['id']}/withdrawal",
+        json={"reason_code": "made_in_error"},
+        headers=OFFICER,
+    )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "invalid_status_transition"

@@ -72,6 +72,7 @@ async def test_submitting_the_form_shows_the_reference_and_priority(intake, body
     assert reference, page.text
     assert 'id="priority">P2<' in page.text
     assert sent["children"][0]["name_km"] in page.text  # the officer sees what was recorded
+    assert page.headers["cache-control"] == "no-store"
     today = await intake.client.get("/ui/referrals", headers=session())
     assert reference[1] in today.text
 

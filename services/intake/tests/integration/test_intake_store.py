@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from cpu_intake.service_layer.referrals import Intake
 from cpu_shared.db import alembic_config, apply_migrations, create_engine, session_factory
 from cpu_shared.security.auth import Principal
 from cpu_shared.security.crypto import DecryptionError, Keyring
+from cpu_shared.security.rotation import rotate_store
 
 pytestmark = pytest.mark.integration
 
@@ -289,3 +291,38 @@ async def test_candidates_score_exactly_as_their_full_digests(pg, body, names) -
         (m.referral_id, m.score, m.reasons) for m in expected
     ]
     assert len({m.score for m in got}) > 2  # the variants really score differently
+
+
+async def test_after_a_master_key_rotation_everything_reads_and_new_writes_use_the_new_key(
+    pg, body
+) -> None:
+    store, intake = pg
+    old = Keyring.load()
+    sent = body()
+    before = await referrals.submit(intake, OFFICER, details(sent))
+    new_key = secrets.token_bytes(32)
+    rotated = Keyring(
+        master_keys={**old.master_keys, "k2": new_key},
+        active_master_key="k2",
+        blind_index_key=old.blind_index_key,
+        pseudonym_key=old.pseudonym_key,
+        source="environment",
+    )
+    done = await rotate_store(store.engine, rotated.field_cipher(), batch_size=2)
+    assert sum(done.values()) > 0
+    after_rotation = Intake(store, keyring=lambda: rotated, rules=default_rules())
+    got = await referrals.get(after_rotation, OFFICER, before.id)
+    assert got.children[0].name_km == sent["children"][0]["name_km"]
+    assert got.narrative == sent["narrative"]
+    new = await referrals.submit(after_rotation, OFFICER, details(body()))
+    tokens = [
+        value
+        for row in await store.rows("SELECT * FROM referral_child")
+        for name, value in row._mapping.items()
+        if name.endswith("_enc") and value is not None
+    ]
+    assert tokens and all(t.startswith("enc1.k2.") for t in tokens)
+    assert (await referrals.get(after_rotation, OFFICER, new.id)).reference == new.reference
+    # Matching still finds the earlier child: digests do not depend on the master key.
+    again = await referrals.submit(after_rotation, OFFICER, details(sent))
+    assert again.possible_matches >= 1

@@ -198,6 +198,10 @@ class ReferralRepository:
         assert bind is not None, "intake sessions are bound to the service's engine"
         return bind.dialect.name
 
+    @property
+    def _statements(self) -> dict[str, sa.Select[Any]]:
+        return _CANDIDATE_STATEMENTS[self.dialect == "postgresql"]
+
     async def lock_for_write(self) -> None:
         """On SQLite, take the database's write lock now, so that what this transaction reads
         next cannot change before it writes (PostgreSQL uses row locks instead)."""
@@ -357,7 +361,6 @@ class ReferralRepository:
         row: Referral,
         referral: domain.Referral,
         *,
-        history_from: int,
         decision: MatchDecision | None = None,
         decision_score: float | None = None,
         decision_reasons: Sequence[str] = (),
@@ -365,7 +368,8 @@ class ReferralRepository:
     ) -> None:
         """Write what a domain method changed, if the row still has the version that was read
         (else :class:`StaleReferral`): status, version, new history, a new decision, and any
-        bookkeeping ``columns``."""
+        bookkeeping ``columns``. The aggregate came from :meth:`aggregate`, which loads no
+        history, so everything in its history is new."""
         values = {
             "status": referral.status.value,
             "version": referral.version,
@@ -392,7 +396,17 @@ class ReferralRepository:
                     decided_at=decision.decided_at,
                 )
             )
-        await self._add_history(row.id, referral.history[history_from:])
+        await self._add_history(row.id, referral.history)
+
+    async def mark_released(self, row: Referral, *, at: datetime) -> None:
+        """Record that the held ``referral.triaged`` went out (no change of status)."""
+        result = await self.session.execute(
+            sa.update(REFERRAL)
+            .where(REFERRAL.c.id == row.id, REFERRAL.c.version == row.version)
+            .values(match_decision_pending=False, triaged_published_at=at)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleReferral(str(row.id))
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -401,6 +415,17 @@ class ReferralRepository:
         statement = sa.select(Referral).where(REFERRAL.c.id == referral_id)
         if for_update:
             # Current values even if this session read the row before the lock was taken.
+            statement = statement.execution_options(populate_existing=True)
+            if self.dialect == "postgresql":
+                statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_by_pseudonym(
+        self, pseudonym: str, *, for_update: bool = False
+    ) -> Referral | None:
+        """The referral whose events carry ``pseudonym`` as their aggregate id."""
+        statement = sa.select(Referral).where(REFERRAL.c.pseudonym == pseudonym)
+        if for_update:
             statement = statement.execution_options(populate_existing=True)
             if self.dialect == "postgresql":
                 statement = statement.with_for_update()
@@ -536,16 +561,30 @@ class ReferralRepository:
         ).scalar_one()
         return rows, int(total)
 
-    async def references(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-        wanted = list(set(ids))
-        if not wanted:
-            return {}
-        result = await self.session.execute(
-            sa.select(REFERRAL.c.id, REFERRAL.c.reference).where(REFERRAL.c.id.in_(wanted))
-        )
-        return {rid: reference for rid, reference in result.all()}
-
     # --- matching on digests -------------------------------------------------------------------
+
+    async def held_for_candidate(self, referral_id: uuid.UUID) -> list[uuid.UUID]:
+        """Referrals waiting for a match decision that share a blocking digest with
+        ``referral_id`` (those of which it may be a candidate)."""
+        digests = [
+            digest
+            for child in await self.stored_digests(referral_id)
+            for kind, values in child.items()
+            if kind in BLOCKING_KINDS
+            for digest in values
+        ]
+        if not digests:
+            return []
+        statements = self._statements
+        sharing = {
+            rid
+            for rid, _ in await self.session.execute(statements["sharing"], {"digests": digests})
+        }
+        sharing.discard(referral_id)
+        if not sharing:
+            return []
+        result = await self.session.execute(statements["held"], {"ids": sorted(sharing)})
+        return list(result.scalars().all())
 
     async def stored_digests(self, referral_id: uuid.UUID) -> list[dict[str, frozenset[str]]]:
         """The digests of a stored referral's children, per child, per kind."""
@@ -595,7 +634,8 @@ class ReferralRepository:
         # join lets the planner, misled by the skew of digest frequencies, scan every
         # referral instead.
         evidence: dict[uuid.UUID, dict[str, float]] = defaultdict(dict)
-        result = await self.session.execute(_SHARING, {"digests": blocking})
+        statements = self._statements
+        result = await self.session.execute(statements["sharing"], {"digests": blocking})
         for rid, kind in result.all():
             if rid != referral_id:
                 evidence[rid][kind] = BLOCKING_EVIDENCE.get(kind, 0.0)
@@ -603,7 +643,7 @@ class ReferralRepository:
             return []
         strongest = sorted(evidence, key=lambda rid: (-sum(evidence[rid].values()), str(rid)))
         result = await self.session.execute(
-            _ELIGIBLE,
+            statements["eligible"],
             {"ids": strongest[: 2 * limit], "before_at": submitted_at, "before_id": referral_id},
         )
         references: dict[uuid.UUID, str] = {rid: reference for rid, reference in result.all()}
@@ -612,10 +652,10 @@ class ReferralRepository:
             return []
         every = sorted({digest for child in probe for ds in child.values() for digest in ds})
         shared: dict[tuple[uuid.UUID, int, str], set[str]] = defaultdict(set)
-        result = await self.session.execute(_SHARED, {"ids": ids, "digests": every})
+        result = await self.session.execute(statements["shared"], {"ids": ids, "digests": every})
         for rid, position, kind, digest in result.all():
             shared[(rid, position, kind)].add(digest)
-        result = await self.session.execute(_DIGEST_COUNTS, {"ids": ids})
+        result = await self.session.execute(statements["digest_counts"], {"ids": ids})
         children: dict[uuid.UUID, list[dict[str, frozenset[str]]]] = defaultdict(list)
         for rid, position, counts in result.all():
             tokens = {}
@@ -627,34 +667,48 @@ class ReferralRepository:
         return [Candidate(rid, references[rid], children[rid]) for rid in ids]
 
 
-# The candidate search's four statements, built once (their lists are expanding parameters).
-_SHARING = (
-    sa.select(DIGEST.c.referral_id, DIGEST.c.kind)
-    .where(DIGEST.c.digest.in_(sa.bindparam("digests", expanding=True)))
-    .distinct()
-)
-_ELIGIBLE = sa.select(REFERRAL.c.id, REFERRAL.c.reference).where(
-    REFERRAL.c.id.in_(sa.bindparam("ids", expanding=True)),
-    REFERRAL.c.status != domain.ReferralStatus.WITHDRAWN.value,
-    sa.or_(
-        REFERRAL.c.submitted_at < sa.bindparam("before_at"),
-        sa.and_(
-            REFERRAL.c.submitted_at == sa.bindparam("before_at"),
-            REFERRAL.c.id < sa.bindparam("before_id"),
+def _one_of(column: sa.Column[Any], name: str, postgres: bool) -> sa.ColumnElement[bool]:
+    """``column`` is one of the list parameter ``name``. On PostgreSQL ``= ANY(<array>)``: one
+    SQL text whatever the list's length, so the statement is prepared once per connection (an
+    ``IN`` list of varying length is a new statement, parsed and planned, nearly every time)."""
+    if postgres:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _candidate_statements(postgres: bool) -> dict[str, sa.Select[Any]]:
+    """The candidate search's statements, built once per dialect."""
+    return {
+        "sharing": sa.select(DIGEST.c.referral_id, DIGEST.c.kind)
+        .where(_one_of(DIGEST.c.digest, "digests", postgres))
+        .distinct(),
+        "eligible": sa.select(REFERRAL.c.id, REFERRAL.c.reference).where(
+            _one_of(REFERRAL.c.id, "ids", postgres),
+            REFERRAL.c.status != domain.ReferralStatus.WITHDRAWN.value,
+            sa.or_(
+                REFERRAL.c.submitted_at < sa.bindparam("before_at"),
+                sa.and_(
+                    REFERRAL.c.submitted_at == sa.bindparam("before_at"),
+                    REFERRAL.c.id < sa.bindparam("before_id"),
+                ),
+            ),
         ),
-    ),
-)
-_SHARED = sa.select(
-    DIGEST.c.referral_id, DIGEST.c.child_position, DIGEST.c.kind, DIGEST.c.digest
-).where(
-    DIGEST.c.referral_id.in_(sa.bindparam("ids", expanding=True)),
-    DIGEST.c.digest.in_(sa.bindparam("digests", expanding=True)),
-)
-_DIGEST_COUNTS = (
-    sa.select(CHILD.c.referral_id, CHILD.c.position, CHILD.c.digest_counts)
-    .where(CHILD.c.referral_id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(CHILD.c.referral_id, CHILD.c.position)
-)
+        "shared": sa.select(
+            DIGEST.c.referral_id, DIGEST.c.child_position, DIGEST.c.kind, DIGEST.c.digest
+        ).where(
+            _one_of(DIGEST.c.referral_id, "ids", postgres),
+            _one_of(DIGEST.c.digest, "digests", postgres),
+        ),
+        "digest_counts": sa.select(CHILD.c.referral_id, CHILD.c.position, CHILD.c.digest_counts)
+        .where(_one_of(CHILD.c.referral_id, "ids", postgres))
+        .order_by(CHILD.c.referral_id, CHILD.c.position),
+        "held": sa.select(REFERRAL.c.id)
+        .where(_one_of(REFERRAL.c.id, "ids", postgres), REFERRAL.c.match_decision_pending)
+        .order_by(REFERRAL.c.submitted_at, REFERRAL.c.id),
+    }
+
+
+_CANDIDATE_STATEMENTS = {True: _candidate_statements(True), False: _candidate_statements(False)}
 
 
 def _next_sequence(dialect: str) -> sa.Insert:

@@ -74,12 +74,16 @@ from cpu_intake.permissions import (
     WITHDRAW,
 )
 from cpu_intake.service_layer import publishing
+from cpu_shared.contracts.casework import CaseOpened
+from cpu_shared.logging import get_logger
 from cpu_shared.security.audit import record_access
 from cpu_shared.security.auth import Principal
 from cpu_shared.security.crypto import Keyring
 from cpu_shared.security.permissions import Role, can_see_record
 
 RECORD_TYPE = "referral"
+
+log = get_logger(__name__)
 
 
 class ReferralNotFound(OfficerFacingError):
@@ -303,7 +307,6 @@ async def decide_match(
                 await repo.save_change(
                     row,
                     referral,
-                    history_from=0,
                     decision=decision,
                     decision_score=shown.score,
                     decision_reasons=shown.reasons,
@@ -352,18 +355,45 @@ async def withdraw(
             referral = await repo.aggregate(row)
             referral.withdraw(reason_code=reason_code, by=principal.user, at=now)
             try:
-                await repo.save_change(row, referral, history_from=0, match_decision_pending=False)
+                await repo.save_change(row, referral, match_decision_pending=False)
             except StaleReferral:
                 raise ReferralChanged() from None
             publishing.publish_withdrawn(
                 repo.session, row, reason_code=reason_code, at=now, version=referral.version
             )
             _audit(repo, principal, WITHDRAW, referral_id, request)
+            # A withdrawn referral is no longer anyone's candidate: a later referral held
+            # only for a decision about this one must not wait for ever.
+            for waiting in await repo.held_for_candidate(referral_id):
+                await _release_if_settled(intake, repo, waiting, now)
     if row is None:
         raise ReferralNotFound()
     return WithdrawalResultPublic(
         id=referral_id, status=referral.status.value, withdrawal_reason=reason_code
     )
+
+
+async def on_case_opened(intake: Intake, session: AsyncSession, event: CaseOpened) -> None:
+    """Casework opened a case from one of intake's referrals: the referral is ``case_opened``.
+
+    Idempotent (a redelivery finds it so already). A referral in another state (linked to an
+    earlier child, withdrawn meanwhile) is left as it is: casework's case is the record then.
+    """
+    repo = ReferralRepository(session, intake.protection)
+    await repo.lock_for_write()
+    row = await repo.get_by_pseudonym(event.origin_id, for_update=True)
+    if row is None:
+        return  # not a referral of this intake store
+    referral = await repo.aggregate(row)
+    if not domain.can_transition(referral.status, domain.ReferralStatus.CASE_OPENED):
+        log.info(
+            "case opened for a referral that cannot take it; left as it is",
+            referral_id=str(row.id),
+            status=referral.status.value,
+        )
+        return
+    referral.mark_case_opened(case_id=event.case_id, at=event.opened_at, by="casework")
+    await repo.save_change(row, referral, case_id=event.case_id)
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -433,6 +463,25 @@ async def matches(
             )
             for m in ranked
         ]
+    )
+
+
+async def _release_if_settled(
+    intake: Intake, repo: ReferralRepository, referral_id: uuid.UUID, now: datetime
+) -> None:
+    """Publish the held ``referral.triaged`` of ``referral_id`` if no possible match is left
+    undecided (its candidates change when one of them is withdrawn)."""
+    row = await repo.get(referral_id, for_update=True)
+    if row is None or not row.match_decision_pending:
+        return
+    ranked, _ = await _ranked(intake, repo, row)
+    decided = {d.candidate_referral_id for d in await repo.decisions(row.id)}
+    if not {m.referral_id for m in ranked} <= decided:
+        return
+    await repo.mark_released(row, at=now)
+    profiles = publishing.child_profiles(intake.protection, await repo.children(row.id))
+    publishing.publish_triaged(
+        repo.session, intake.protection, row, profiles, version=row.version, same_child_as=None
     )
 
 

@@ -111,6 +111,12 @@ def build_ui() -> tuple[WebUI, APIRouter]:
     )
     router = APIRouter(include_in_schema=False)
 
+    def render(request: Request, name: str, context: dict[str, Any], **kw: Any) -> HTMLResponse:
+        response = ui.render(request, name, context, **kw)
+        # A child's details on a shared office computer: never from a cache or the back button.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     def labels(request: Request) -> dict[str, Any]:
         lang = ui.language(request)
         return {
@@ -132,14 +138,14 @@ def build_ui() -> tuple[WebUI, APIRouter]:
     def message(request: Request, code: str, status_code: int) -> HTMLResponse:
         lang = ui.language(request)
         text = MESSAGES[code].render("km" if lang == "km" else "en")
-        return ui.render(request, "intake_message.html", {"text": text}, status_code=status_code)
+        return render(request, "intake_message.html", {"text": text}, status_code=status_code)
 
     def form_page(request: Request, form: ReferralForm, status_code: int = 200) -> HTMLResponse:
         # htmx swaps only 2xx answers: a form with problems goes back as 200 to htmx (the
         # page is the same either way), as 422 to a browser without JavaScript.
         if status_code == 422 and request.headers.get("hx-request") == "true":
             status_code = 200
-        return ui.render(
+        return render(
             request,
             "intake_referral_form.html",
             {"form": form, **labels(request)},
@@ -163,7 +169,7 @@ def build_ui() -> tuple[WebUI, APIRouter]:
             ListFilters(submitted_on=day, order="priority", limit=100),
             request=request,
         )
-        return ui.render(
+        return render(
             request,
             "intake_today.html",
             {
@@ -222,7 +228,7 @@ def build_ui() -> tuple[WebUI, APIRouter]:
             return message(request, "referral_not_found", 404)
         error = request.query_params.get("error")
         lang = ui.language(request)
-        return ui.render(
+        return render(
             request,
             "intake_referral.html",
             {

@@ -27,9 +27,7 @@ class ServiceSettings(BaseSettings):
     # Put before every consumer group id ("<prefix><service>.<group>"), so that two
     # deployments (or a test session's stack and its in-process tests) can share one cluster
     # without taking each other's partitions.
-    kafka_group_prefix: str = Field(
-        default="", validation_alias=AliasChoices("KAFKA_GROUP_PREFIX")
-    )
+    kafka_group_prefix: str = Field(default="", validation_alias=AliasChoices("KAFKA_GROUP_PREFIX"))
     log_level: str = "INFO"
     # Seconds a stopping process waits for in-flight handlers and requests.
     graceful_timeout: float = 20.0

@@ -29,6 +29,7 @@ class ForensicsSettings(ServiceSettings):
     #: several replicas, each with a key of its own). Unset, it follows the platform's own
     #: switch for local keys, ``CPU_CRYPTO_ALLOW_DEV_KEYS``.
     ledger_allow_dev_key: bool | None = None
+
     @property
     def ledger_dev_key_allowed(self) -> bool:
         if self.ledger_allow_dev_key is not None:

@@ -56,11 +56,12 @@ from datetime import date, datetime
 from functools import partial
 from hashlib import sha256
 from typing import IO, Any, Final, Literal
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, tostring
 
 from defusedxml.ElementTree import DefusedXMLParser
 from pydantic import ValidationError
 
+from cpu_icac.domain.media import may_carry_file
 from cpu_icac.domain.tip_report import (
     INCIDENT_TYPES,
     KNOWN_FIELD_NAMES,
@@ -152,7 +153,9 @@ class ImportItem:
 
     ``index`` counts reports from 0 in file order; ``location`` says where to look in the file
     ("line 7", "submission 2"); ``report_id`` is known for a rejection when the input gave one
-    of the right form.
+    of the right form. ``raw`` is the rejected report's own bytes (for quarantine), at most
+    :data:`MAX_RAW_KEPT` of them, and never for a ``file_payload`` rejection: those bytes
+    carry the file itself, which the platform must not hold.
     """
 
     index: int
@@ -160,19 +163,41 @@ class ImportItem:
     report: TipReport | None = None
     rejection: TipReportError | None = None
     report_id: str | None = None
+    raw: bytes | None = None
 
     @property
     def ok(self) -> bool:
         return self.report is not None
 
 
+MAX_RAW_KEPT: Final = 256 * 1024
+
+
+def kept_raw(rejection: TipReportError, raw: Callable[[], bytes] | bytes | None) -> bytes | None:
+    """The bytes of a rejected report worth keeping in quarantine: none for a file payload
+    (they are the file), none that may hold a file anyway (see :func:`may_carry_file`: a
+    report refused for another reason may still embed one), none over :data:`MAX_RAW_KEPT`."""
+    if rejection.code == "file_payload" or raw is None:
+        return None
+    data = raw() if callable(raw) else raw
+    if len(data) > MAX_RAW_KEPT or may_carry_file(data):
+        return None  # not detected as a payload field, but could still hold a file
+    return data
+
+
 def _item(
-    index: int, location: str, build: Callable[[], TipReport], report_id: str | None
+    index: int,
+    location: str,
+    build: Callable[[], TipReport],
+    report_id: str | None,
+    raw: Callable[[], bytes] | None = None,
 ) -> ImportItem:
     try:
         report = build()
     except TipReportError as exc:
-        return ImportItem(index, location, rejection=exc, report_id=report_id)
+        return ImportItem(
+            index, location, rejection=exc, report_id=report_id, raw=kept_raw(exc, raw)
+        )
     return ImportItem(index, location, report=report, report_id=report.report_id)
 
 
@@ -342,11 +367,17 @@ def _iter_jsonl(chunks: Iterable[bytes]) -> Iterator[ImportItem]:
         except ValidationError as exc:
             rejection = rejection_from(exc)
             yield ImportItem(
-                index, f"line {number}", rejection=rejection, report_id=_jsonl_report_id(line)
+                index,
+                f"line {number}",
+                rejection=rejection,
+                report_id=_jsonl_report_id(line),
+                raw=kept_raw(rejection, bytes(line)),
             )
         except RecursionError:
             rejection = TipReportError("invalid_report", ("report: nested too deeply",))
-            yield ImportItem(index, f"line {number}", rejection=rejection)
+            yield ImportItem(
+                index, f"line {number}", rejection=rejection, raw=kept_raw(rejection, bytes(line))
+            )
         else:
             yield ImportItem(index, f"line {number}", report=report, report_id=report.report_id)
         index += 1
@@ -566,7 +597,7 @@ def _submission_item(
             priority=submission.get("priority"),
         )
 
-    return _item(index, location, build, report_id)
+    return _item(index, location, build, report_id, partial(tostring, submission))
 
 
 def _bare_report_item(
@@ -590,9 +621,15 @@ def _bare_report_item(
             return report
         return report.model_copy(update={"report_id": f"xml-{report.content_fingerprint()[:32]}"})
 
-    item = _item(0, "report", build, given)
+    item = _item(0, "report", build, given, partial(tostring, root))
     if item.rejection is not None and given is None:
-        return ImportItem(0, "report", rejection=item.rejection, report_id=f"xml-{raw_hash[:32]}")
+        return ImportItem(
+            0,
+            "report",
+            rejection=item.rejection,
+            report_id=f"xml-{raw_hash[:32]}",
+            raw=item.raw,
+        )
     return item
 
 
@@ -863,6 +900,10 @@ def parse_cmt_report(obj: Mapping[str, Any], *, provider: str = DEFAULT_PROVIDER
         raise TipReportError("invalid_report", ("report: nested too deeply",)) from None
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
 def _iter_cmt(chunks: Iterable[bytes], *, provider: str | None) -> Iterator[ImportItem]:
     data = b"".join(chunks)
     try:
@@ -892,4 +933,4 @@ def _iter_cmt(chunks: Iterable[bytes], *, provider: str | None) -> Iterator[Impo
             continue
         rid = safe_report_id(obj.get("reportId"))
         build = partial(parse_cmt_report, obj, provider=provider or DEFAULT_PROVIDER)
-        yield _item(index, location, build, rid)
+        yield _item(index, location, build, rid, partial(_json_bytes, obj))

@@ -334,3 +334,118 @@ def assess_priority(
         for code, points in sorted(found, key=lambda item: -abs(item[1]))
     )
     return PriorityAssessment(level=level, score=score, reasons=reasons, floor=lifted_to)
+
+
+# --- a grown cluster -------------------------------------------------------------------------
+
+
+def _stage(code: str, rules: PriorityRules) -> int:
+    """Where :func:`assess_priority` adds a reason of this code (its insertion order), so
+    that reasons of equal weight keep the order a fresh assessment gives them."""
+    recency = {band.code for band in rules.recency_bands} | _RECENCY_CODES
+    if code.startswith("provider_priority_"):
+        return 0
+    if code.startswith("incident_") and code not in recency:
+        return 1
+    if code.startswith("annotation_"):
+        return 2
+    if code == "provider_escalation":
+        return 3
+    if code in {band.code for band in rules.victim_age_bands}:
+        return 4
+    if code == "multiple_victims":
+        return 5
+    if code in {r.code for r in rules.hash_categories.values()} or (
+        code == rules.uncategorised_match.code
+    ):
+        return 6
+    if code == rules.all_non_pertinent.code:
+        return 7
+    if code == "possible_new_material":
+        return 8
+    if code in recency:
+        return 9
+    if code in {band.code for band in rules.cluster_bands}:
+        return 10
+    return 11  # no_cambodian_indicator, the last rule
+
+
+_RECENCY_CODES: Final = frozenset(
+    {"incident_last_72h", "incident_last_30d", "incident_over_a_year_ago"}
+)
+
+
+def _floors_of(codes: Sequence[str], rules: PriorityRules) -> list[PriorityLevel]:
+    floors: list[PriorityLevel] = []
+    for code in codes:
+        if code.startswith("provider_priority_"):
+            floor = rules.provider_priority_floor.get(code.removeprefix("provider_priority_"))
+        elif code.startswith("annotation_"):
+            floor = rules.annotation_floor.get(code.removeprefix("annotation_"))
+        elif code == "provider_escalation":
+            floor = rules.escalation_floor
+        else:
+            floor = None
+        if floor is not None:
+            floors.append(floor)
+    return floors
+
+
+def cluster_band(cluster_size: int, rules: PriorityRules = DEFAULT_RULES) -> str | None:
+    """The code of the cluster band a cluster of this size falls in (None: no band)."""
+    for cluster in rules.cluster_bands:
+        if cluster_size >= cluster.min_size:
+            return cluster.code
+    return None
+
+
+def reassess_for_cluster(
+    assessment: PriorityAssessment,
+    cluster_size: int,
+    *,
+    rules: PriorityRules = DEFAULT_RULES,
+) -> PriorityAssessment:
+    """The assessment a tip would get if its subject cluster had ``cluster_size`` tips, every
+    other fact as when it was assessed: its cluster reason replaced, score, level and floors
+    recomputed. Equal to :func:`assess_priority` with the new size (tested), but needs only the
+    stored reasons, not the report: for the earlier tips of a cluster that grows."""
+    band_codes = {band.code for band in rules.cluster_bands}
+    found = [(r.code, r.points) for r in assessment.reasons if r.code not in band_codes]
+    for cluster in rules.cluster_bands:
+        if cluster_size >= cluster.min_size:
+            found.append((cluster.code, cluster.points))
+            break
+    score = sum(points for _, points in found)
+    level = _level_for(score, rules.thresholds)
+    lifted_to: PriorityLevel | None = None
+    for floor in _floors_of([code for code, _ in found], rules):
+        if LEVEL_RANK[floor] < LEVEL_RANK[level]:
+            level = floor
+            lifted_to = floor
+    ordered = sorted(found, key=lambda item: (-abs(item[1]), _stage(item[0], rules)))
+    reasons = tuple(
+        PriorityReason(code, points, REASON_TEXTS.get(code, code)) for code, points in ordered
+    )
+    return PriorityAssessment(level=level, score=score, reasons=reasons, floor=lifted_to)
+
+
+def assessment_from_reasons(
+    reasons: Sequence[tuple[str, int]], *, rules: PriorityRules = DEFAULT_RULES
+) -> PriorityAssessment:
+    """A stored assessment (its reason codes and points, as kept with a tip) made whole again:
+    score, level and floor follow from the reasons under ``rules``."""
+    score = sum(points for _, points in reasons)
+    level = _level_for(score, rules.thresholds)
+    lifted_to: PriorityLevel | None = None
+    for floor in _floors_of([code for code, _ in reasons], rules):
+        if LEVEL_RANK[floor] < LEVEL_RANK[level]:
+            level = floor
+            lifted_to = floor
+    return PriorityAssessment(
+        level=level,
+        score=score,
+        reasons=tuple(
+            PriorityReason(code, points, REASON_TEXTS.get(code, code)) for code, points in reasons
+        ),
+        floor=lifted_to,
+    )

@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cpu_platform.testing.kafka_tools import bearer, produce_envelopes, read_all
+from cpu_platform.testing.kafka_tools import bearer, read_all
 from cpu_platform.testing.stack import PlatformStack
-from cpu_shared.contracts import PERSONAL_FIELD_DENYLIST, new_envelope
-from cpu_shared.contracts.icac import TipEscalated
+from cpu_shared.contracts import PERSONAL_FIELD_DENYLIST
 from cpu_shared.messaging.envelope import EventEnvelope
-from cpu_shared.messaging.topics import CASE_EVENTS, TIP_EVENTS
+from cpu_shared.messaging.topics import CASE_EVENTS
 from cpu_shared.security.crypto import Keyring
 
 pytestmark = pytest.mark.e2e
@@ -252,24 +251,35 @@ def test_a_referral_becomes_a_case_with_an_arrest_and_a_conviction(
 
 
 def test_an_escalated_tip_opens_an_icac_case(platform_stack: PlatformStack) -> None:
-    keys = Keyring.load().pseudonymizer()
-    tip = keys.pseudonym("tip", str(uuid.uuid4()))
-    envelope = new_envelope(
-        TipEscalated(
-            tip_id=tip,
-            priority="P1",
-            incident_type="online_enticement",
-            province_code="12",
-            victim_count=1,
-            youngest_victim_age=13,
-            escalated_at=datetime.now(UTC),
-        ),
-        source="icac",
-        aggregate_id=tip,
-        aggregate_version=3,
-        correlation_id=uuid.uuid4().hex,
+    """Through the real ICAC service: a tip comes in, an analyst claims and escalates it,
+    and casework opens an ICAC-led case for it."""
+    report = {
+        "provider": "hsi",
+        "report_id": f"HSI-E2E-{uuid.uuid4().hex[:12]}",
+        "incident_type": "online_enticement",
+        "incident_at": (datetime.now(UTC) - timedelta(hours=3)).isoformat(),
+        "provider_priority": "1",
+        "reporter": {"name": "Example Messaging App", "type": "esp"},
+        "reported_persons": [{"screen_names": [f"e2e_{secrets.token_hex(4)}"]}],
+        "victims": [{"age_estimate": 13, "sex": "female"}],
+        "files": [],
+    }
+    analyst = bearer("icac_analyst", user="analyst-e2e")
+    icac_url = f"{platform_stack.url('icac')}/api/v1/tips"
+    posted = httpx.post(icac_url, json=report, headers=analyst, timeout=60)
+    assert posted.status_code in (200, 201), posted.text
+    tip_id = posted.json()["tip_id"]
+    claimed = httpx.post(f"{icac_url}/{tip_id}/claim", headers=analyst, timeout=60)
+    assert claimed.status_code == 200, claimed.text
+    escalated = httpx.post(
+        f"{icac_url}/{tip_id}/disposition",
+        json={"disposition": "escalate"},
+        headers=analyst,
+        timeout=60,
     )
-    run(produce_envelopes(platform_stack.bootstrap_servers, TIP_EVENTS.name, [envelope]))
+    assert escalated.status_code == 200, escalated.text
+    # Casework knows the tip only by its pseudonym (what tip.escalated carries).
+    tip = Keyring.load().pseudonymizer().pseudonym("tip", tip_id)
     icac = bearer("investigator", user="inv-icac", teams=["ICAC"])
 
     def opened() -> list[Any]:
@@ -282,4 +292,5 @@ def test_an_escalated_tip_opens_an_icac_case(platform_stack: PlatformStack) -> N
         return [c for c in cases if c["origin_id"] == tip]
 
     [case] = wait_for(opened, "the tip's case")
-    assert case["lead_team"] == "ICAC" and case["priority"] == "P1"
+    assert case["lead_team"] == "ICAC"
+    assert case["priority"] == posted.json()["priority"]

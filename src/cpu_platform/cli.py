@@ -60,10 +60,10 @@ def token(
 def topics_create() -> None:
     """Create every topic of the platform (and its dead-letter topic) if missing."""
     from cpu_platform.devstack.kafka import ensure_topics
-    from cpu_shared.messaging.topics import all_topic_names
+    from cpu_shared.messaging.topics import all_topic_names, topic_configs
 
     names = all_topic_names()
-    ensure_topics(bootstrap_servers(), names)
+    ensure_topics(bootstrap_servers(), names, configs=topic_configs())
     for name, partitions in names.items():
         typer.echo(f"{name}\t{partitions} partitions")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cpu_shared.messaging.topics import TOPICS, all_topic_names
+from cpu_shared.messaging.topics import all_topic_names, topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -194,11 +194,12 @@ def test_compose_structure() -> None:
 
 def test_compose_topics_match_topics_py() -> None:
     script = (COMPOSE_DIR / "kafka" / "create-topics.sh").read_text(encoding="utf-8")
-    created = {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^create (\S+) (\d+) \S+$", script, re.MULTILINE)
-    }
-    assert created == all_topic_names()
+    lines = re.findall(r"^create (\S+) (\d+) \"\$(\w+)\"$", script, re.MULTILINE)
+    assert {name: int(partitions) for name, partitions, _ in lines} == all_topic_names()
+    values = {"FOREVER": "-1", "DAYS_30": "2592000000"}
+    assert re.search(r"^DAYS_30=2592000000$", script, re.MULTILINE)
+    retention = {name: values[var] for name, _, var in lines}
+    assert retention == {n: c["retention.ms"] for n, c in topic_configs().items()}
     assert "--if-not-exists" in script
 
 
@@ -412,10 +413,9 @@ def test_strimzi_topics_match_topics_py() -> None:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "cpu-kafka"
         assert topic["spec"]["replicas"] == 3
         assert topic["spec"]["config"]["min.insync.replicas"] == 2
-        kept_for_ever = {t.name for t in TOPICS if t.name != "icac.tips.inbound"}
-        if name.endswith(".dlq") or name in kept_for_ever:
-            # Replays (`cpu reporting rebuild`) and redrives need every message kept.
-            assert topic["spec"]["config"]["retention.ms"] == -1, name
+        # Replays (`cpu reporting rebuild`) and redrives need every message kept.
+        retention = int(topic_configs()[name]["retention.ms"])
+        assert int(topic["spec"]["config"]["retention.ms"]) == retention, name
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -621,8 +621,11 @@ def ensure_topics(
     timeout: float = 30,
     *,
     replication_factor: int = 1,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (``name -> partitions``); idempotent.
+
+    ``configs`` gives topic-level settings (``retention.ms``...) a new topic is created with.
 
     Existing topics are left as they are (never re-partitioned). Retriable errors are retried
     until ``timeout``; a non-retriable error (bad name, bad partition count, ...) raises at once.
@@ -632,13 +635,22 @@ def ensure_topics(
         return
     _run_coro(
         functools.partial(
-            _ensure_topics, bootstrap_servers, dict(topics), timeout, replication_factor
+            _ensure_topics,
+            bootstrap_servers,
+            dict(topics),
+            timeout,
+            replication_factor,
+            configs or {},
         )
     )
 
 
 async def _ensure_topics(
-    bootstrap_servers: str, topics: dict[str, int], budget: float, replication_factor: int
+    bootstrap_servers: str,
+    topics: dict[str, int],
+    budget: float,
+    replication_factor: int,
+    configs: dict[str, dict[str, str]],
 ) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, for_code
@@ -659,7 +671,10 @@ async def _ensure_topics(
             missing = [name for name in topics if name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(n, topics[n], replication_factor) for n in missing],
+                    [
+                        NewTopic(n, topics[n], replication_factor, topic_configs=configs.get(n))
+                        for n in missing
+                    ],
                     timeout_ms=max(1000, int(min(remaining, 15.0) * 1000)),
                 )
                 retry = False

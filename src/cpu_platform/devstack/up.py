@@ -20,7 +20,7 @@ import httpx
 
 from cpu_platform.devstack.kafka import LocalKafka, ensure_topics
 from cpu_platform.devstack.process import die_with_parent
-from cpu_shared.messaging.topics import all_topic_names
+from cpu_shared.messaging.topics import all_topic_names, topic_configs
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def run(var_dir: Path, *, health_timeout: float = 180.0) -> int:
             )
             broker.start()
             bootstrap = broker.bootstrap_servers
-        ensure_topics(bootstrap, all_topic_names())
+        ensure_topics(bootstrap, all_topic_names(), configs=topic_configs())
         urls = {s.name: f"http://127.0.0.1:{service_port(s)}" for s in SERVICES}
         for spec in SERVICES:
             procs[spec.name] = start_service(

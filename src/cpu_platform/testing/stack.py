@@ -18,7 +18,7 @@ import pytest
 from cpu_platform.devstack.kafka import ensure_topics, free_port
 from cpu_platform.devstack.up import SERVICES
 from cpu_platform.testing.processes import ServiceProcess
-from cpu_shared.messaging.topics import all_topic_names
+from cpu_shared.messaging.topics import all_topic_names, topic_configs
 
 
 @dataclass
@@ -42,7 +42,7 @@ class PlatformStack:
 def platform_stack(
     kafka_bootstrap_servers: str, postgres_server: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PlatformStack]:
-    ensure_topics(kafka_bootstrap_servers, all_topic_names())
+    ensure_topics(kafka_bootstrap_servers, all_topic_names(), configs=topic_configs())
     log_dir = tmp_path_factory.mktemp("stack-logs")
     urls = {}
     for spec in SERVICES:

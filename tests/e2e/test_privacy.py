@@ -16,6 +16,7 @@ from cpu_platform.devstack.postgres import find_pg_bindir
 from cpu_platform.testing.kafka_tools import bearer, read_all
 from cpu_platform.testing.stack import PlatformStack, run
 from cpu_shared.messaging.topics import TOPICS
+from cpu_shared.security.crypto import Keyring
 
 
 def personal_values() -> dict[str, str]:
@@ -29,6 +30,11 @@ def personal_values() -> dict[str, str]:
         "narrative": f"Narrative marker {tag}: the child was seen near the market.",
         "perpetrator": f"Brannoch{tag}",
         "village": f"Phum Xelvar{tag}",
+        "screen_name": f"qorvex_{tag}",
+        "email": f"vantrel.{tag}@example.org",
+        "tip_phone": f"+85577{digits}",
+        "tip_narrative": f"Tip marker {tag}: an adult asked the child to meet.",
+        "escalation_reason": f"Exigent marker {tag}: a meeting is planned tonight.",
     }
 
 
@@ -67,6 +73,32 @@ def referral(values: dict[str, str]) -> dict[str, object]:
         "narrative": values["narrative"],
         "immediate_danger": False,
         "injuries": True,
+    }
+
+
+def tip(values: dict[str, str]) -> dict[str, object]:
+    """A partner's tip report (CONTRACT.md section 6) carrying personal values."""
+    return {
+        "provider": "hsi",
+        "report_id": f"HSI-PRIV-{secrets.token_hex(6)}",
+        "incident_type": "online_enticement",
+        "incident_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat(),
+        "provider_priority": "E",
+        "escalation_reason": values["escalation_reason"],
+        "reporter": {"name": "Example Messaging App", "type": "esp"},
+        "reported_persons": [
+            {
+                "screen_names": [values["screen_name"]],
+                "emails": [values["email"]],
+                "phones": [values["tip_phone"]],
+                "ip_events": [
+                    {"ip": "198.51.100.23", "event": "login", "at": datetime.now(UTC).isoformat()}
+                ],
+            }
+        ],
+        "victims": [{"age_estimate": 12, "sex": "female"}],
+        "files": [],
+        "narrative": values["tip_narrative"],
     }
 
 
@@ -112,6 +144,22 @@ def test_no_personal_value_in_logs_databases_or_events(platform_stack: PlatformS
         == 200
     )
 
+    # A tip through ICAC: stored, read by an analyst, claimed and escalated to casework.
+    tips = f"{platform_stack.url('icac')}/api/v1/tips"
+    analyst = bearer("icac_analyst", user="analyst-privacy")
+    posted = httpx.post(tips, json=tip(values), headers=analyst, timeout=30)
+    assert posted.status_code in (200, 201), posted.text
+    tip_id = posted.json()["tip_id"]
+    assert httpx.get(f"{tips}/{tip_id}", headers=analyst, timeout=30).status_code == 200
+    assert httpx.post(f"{tips}/{tip_id}/claim", headers=analyst, timeout=30).status_code == 200
+    escalated = httpx.post(
+        f"{tips}/{tip_id}/disposition",
+        json={"disposition": "escalate"},
+        headers=analyst,
+        timeout=30,
+    )
+    assert escalated.status_code == 200, escalated.text
+
     casework = platform_stack.url("casework")
     deadline = time.monotonic() + 120
     while True:
@@ -124,6 +172,19 @@ def test_no_personal_value_in_logs_databases_or_events(platform_stack: PlatformS
         if cases.status_code == 200 and cases.json().get("items", cases.json().get("cases")):
             break
         assert time.monotonic() < deadline, f"no case opened for the referral: {cases.text}"
+        time.sleep(0.5)
+    # ... and for the escalated tip (known to casework by its pseudonym only).
+    tip_pseudonym = Keyring.load().pseudonymizer().pseudonym("tip", tip_id)
+    while True:
+        cases = httpx.get(
+            f"{casework}/api/v1/cases",
+            params={"team": "ICAC"},
+            headers=bearer("supervisor"),
+            timeout=30,
+        )
+        if any(c["origin_id"] == tip_pseudonym for c in cases.json().get("items", [])):
+            break
+        assert time.monotonic() < deadline, "no case opened for the escalated tip"
         time.sleep(0.5)
     time.sleep(2)  # let reporting and the relays catch up before the scans
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hmac
 import re
 import unicodedata
-from hashlib import sha256
 from typing import Literal
 
 import jellyfish
@@ -108,8 +107,9 @@ class BlindIndexer:
         return "BlindIndexer(<key hidden>)"
 
     def _index(self, kind: str, normalised: str) -> str:
-        digest = hmac.new(self._key_for(kind), normalised.encode("utf-8"), sha256).digest()
-        return digest[:INDEX_BYTES].hex()
+        # One-shot HMAC (OpenSSL in C): no HMAC object per value; the same digest.
+        key = self._keys.get(kind) or self._key_for(kind)
+        return hmac.digest(key, normalised.encode("utf-8"), "sha256")[:INDEX_BYTES].hex()
 
     def _key_for(self, kind: str) -> bytes:
         key = self._keys.get(kind)

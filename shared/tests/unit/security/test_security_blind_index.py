@@ -96,3 +96,27 @@ def test_pseudonyms() -> None:
         ps.pseudonym("Child Name", "x")
     with pytest.raises(ValueError):
         Pseudonymizer(b"short")
+
+
+def test_known_answers_do_not_change() -> None:
+    # Stored indexes and published pseudonyms must stay what they were when first written:
+    # these values were computed with the original HMAC-object implementation.
+    key = bytes(range(32))
+    idx, ps = BlindIndexer(key), Pseudonymizer(key)
+    assert idx.index("icac_email", "u6@example.com") == "260f550259780ef0624447d478462c28"
+    assert idx.name("Sok Dara") == "ffa25d73739fc51fcfdda01f498cc5b8"
+    assert idx.phone("012 345 678") == "8568446e35a44c3082718554bbcc60f6"
+    assert ps.pseudonym("child", "0b9c7f2e-5d0b-4a39-9a55-1f6f1d1c2b3a") == (
+        "ps_ej5uoomdtxilv5s4qzeb5cf3zh"
+    )
+    assert ps.pseudonym("tip", "ឈ្មោះ") == "ps_kenmozt55xs4lkakc5nnrqej3l"
+
+
+def test_pseudonym_kind_is_checked_on_every_call() -> None:
+    ps = Pseudonymizer(KEY)
+    ps.pseudonym("child", "x")
+    for bad in ("Child", "child name", ""):
+        with pytest.raises(ValueError):
+            ps.pseudonym(bad, "x")
+    with pytest.raises(ValueError):
+        ps.pseudonym("child", "")

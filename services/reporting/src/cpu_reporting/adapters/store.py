@@ -13,27 +13,37 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpu_reporting.adapters.tables import (
+    CUBE_COLUMNS,
     DIMENSION_COLUMNS,
     aggregate,
+    cube,
+    cube_duration,
     distinct,
     duration,
     metric_column,
     rollup,
 )
 from cpu_reporting.domain.contributions import (
+    ALL,
     MEASURES,
     METRICS,
     Delta,
     Dims,
+    cube_keys,
     set_members,
 )
 from cpu_reporting.domain.facts import Facts, facts_from_json
-from cpu_reporting.domain.report import Cell, Median, Query, ReportData
+from cpu_reporting.domain.report import Cell, Median, Query, ReportData, median_of
 
 METRIC_COLUMNS = [metric_column(m) for m in METRICS]
 ROLLUP_KEY = ("grain", "period", *DIMENSION_COLUMNS)
 DURATION_KEY = (*ROLLUP_KEY, "measure", "value")
 DISTINCT_COLUMNS = ("metric", "case_id", "subject_id", "day", *DIMENSION_COLUMNS)
+CUBE_KEY = (*CUBE_COLUMNS, "period")
+CUBE_DURATION_KEY = (*CUBE_COLUMNS, "measure", "period", "value")
+
+CubeCounts = dict[tuple[str, str, str, date], list[int]]
+CubeDurations = dict[tuple[str, str, str, str, date, int], int]
 
 AggregateKey = tuple[str, str]  # (kind, pseudonym)
 
@@ -140,6 +150,39 @@ class RollupRows:
     def distinct(self, metric: str, subject: str, day: date, dims: Dims, source: str) -> None:
         self.distincts.add((metric, source, subject, day, *_dims(dims)))
 
+    def cube(self) -> tuple[CubeCounts, CubeDurations]:
+        """The cube rows of the monthly rows: each added to every key its sets expand to.
+        Done once over the merged monthly rows, which are far fewer than the contributions."""
+        keys: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+        counts: CubeCounts = {}
+        for (grain, period, province, teams, offences), values in self.counts.items():
+            if grain != "m" or not any(values):
+                continue
+            dims = (province, teams, offences)
+            expanded = keys.get(dims)
+            if expanded is None:
+                expanded = keys[dims] = cube_keys(*dims)
+            for p, t, o in expanded:
+                row = counts.get((p, t, o, period))
+                if row is None:
+                    counts[(p, t, o, period)] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        if v:
+                            row[i] += v
+        durations: CubeDurations = {}
+        for (grain, period, province, teams, offences, measure, value), n in self.durations.items():
+            if grain != "m" or not n:
+                continue
+            dims = (province, teams, offences)
+            expanded = keys.get(dims)
+            if expanded is None:
+                expanded = keys[dims] = cube_keys(*dims)
+            for p, t, o in expanded:
+                key = (p, t, o, measure, period, value)
+                durations[key] = durations.get(key, 0) + n
+        return counts, durations
+
     @classmethod
     def of_delta(cls, delta: Delta) -> RollupRows:
         rows = cls()
@@ -183,6 +226,31 @@ async def apply_delta(session: AsyncSession, delta: Delta) -> None:
             index_elements=list(DURATION_KEY), set_={"n": duration.c.n + stmt.excluded.n}
         )
         await session.execute(stmt, duration_rows)
+    cube_counts, cube_durations = rows.cube()
+    cube_rows = [
+        dict(zip(CUBE_KEY, key, strict=True)) | dict(zip(METRIC_COLUMNS, counts, strict=True))
+        for key, counts in sorted(cube_counts.items())
+        if any(counts)
+    ]
+    if cube_rows:
+        stmt = _insert(session, cube)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(CUBE_KEY),
+            set_={c: cube.c[c] + stmt.excluded[c] for c in METRIC_COLUMNS},
+        )
+        await session.execute(stmt, cube_rows)
+    cube_duration_rows = [
+        dict(zip(CUBE_DURATION_KEY, key, strict=True)) | {"n": n}
+        for key, n in sorted(cube_durations.items())
+        if n
+    ]
+    if cube_duration_rows:
+        stmt = _insert(session, cube_duration)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(CUBE_DURATION_KEY),
+            set_={"n": cube_duration.c.n + stmt.excluded.n},
+        )
+        await session.execute(stmt, cube_duration_rows)
     for metric, subject, day, _, source in sorted(delta.distinct_removed, key=_distinct_order):
         await session.execute(
             sa.delete(distinct).where(
@@ -416,6 +484,256 @@ async def read_report(
     return data
 
 
+# ------------------------------------------------------------------- reading, the fast way
+
+DIMENSIONS = ("total", "province", "team", "offence")
+_SET_COLUMN = {"team": "teams", "offence": "offences"}
+Histograms = dict[str, dict[str, dict[str, dict[int, int]]]]  # dimension -> key -> measure -> h
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _cube_cumulate(groups: dict[str, list[int]], key: str, values: Sequence[Any]) -> None:
+    target = groups.get(key)
+    if target is None:
+        target = groups[key] = [0] * len(METRICS)
+    for i, v in enumerate(values):
+        if v:
+            target[i] += int(v)
+
+
+def _keys_of(dimension: str, province: str, teams: str, offences: str) -> list[str]:
+    if dimension == "total":
+        return [""]
+    if dimension == "province":
+        return [province]
+    return set_members(teams if dimension == "team" else offences) or [""]
+
+
+class _Reader:
+    """One summary's reads: whole months from the cube, the rest from the set-keyed rows."""
+
+    def __init__(self, session: AsyncSession, query: Query) -> None:
+        self.session = session
+        self.query = query
+        self.province = query.province or ALL
+        self.team = query.team or ALL
+        self.offence = query.offence or ALL
+        self.groups: dict[str, dict[str, list[int]]] = {d: {} for d in DIMENSIONS}
+        self.histograms: Histograms = {d: {} for d in DIMENSIONS}
+        self.months: dict[date, list[int]] = {}
+
+    def _hist(self, dimension: str, key: str, measure: str, value: int, n: int) -> None:
+        by_measure = self.histograms[dimension].setdefault(key, {})
+        histogram = by_measure.setdefault(measure, {})
+        histogram[value] = histogram.get(value, 0) + n
+
+    def _cube_slices(self, table: sa.Table) -> list[tuple[str, Any, list[Any]]]:
+        """(dimension, group column or None, where) of each cube read. A breakdown by the
+        dimension a query filters on is not in the cube (it needs pairs of members)."""
+        c = table.c
+        slices: list[tuple[str, Any, list[Any]]] = [
+            (
+                "total",
+                None,
+                [c.province == self.province, c.team == self.team, c.offence == self.offence],
+            ),
+        ]
+        if self.query.province is None:
+            slices.append(
+                (
+                    "province",
+                    c.province,
+                    [c.province != ALL, c.team == self.team, c.offence == self.offence],
+                )
+            )
+        if self.query.team is None:
+            slices.append(
+                (
+                    "team",
+                    c.team,
+                    [c.province == self.province, c.team != ALL, c.offence == self.offence],
+                )
+            )
+        if self.query.offence is None:
+            slices.append(
+                (
+                    "offence",
+                    c.offence,
+                    [c.province == self.province, c.team == self.team, c.offence != ALL],
+                )
+            )
+        return slices
+
+    async def months_from_cube(self, segment: Segment, *, with_medians: bool) -> None:
+        period = cube.c.period.between(segment.start, segment.end)
+        for dimension, column, where in self._cube_slices(cube):
+            if column is None:
+                # One row per month: the total and the monthly series at once.
+                stmt = sa.select(cube.c.period, *(cube.c[m] for m in METRIC_COLUMNS)).where(
+                    period, *where
+                )
+                for row in await self.session.execute(stmt):
+                    _cube_cumulate(self.groups["total"], "", row[1:])
+                    _cube_cumulate(self.months, _date(row[0]), row[1:])  # type: ignore[arg-type]
+                continue
+            stmt = (
+                sa.select(column, *(sa.func.sum(cube.c[m]) for m in METRIC_COLUMNS))
+                .where(period, *where)
+                .group_by(column)
+            )
+            for row in await self.session.execute(stmt):
+                _cube_cumulate(self.groups[dimension], row[0], row[1:])
+        if not with_medians:
+            return
+        d = cube_duration
+        period = d.c.period.between(segment.start, segment.end)
+        for dimension, column, where in self._cube_slices(d):
+            group = column if column is not None else sa.literal("", sa.String())
+            stmt = (
+                sa.select(group, d.c.measure, d.c.value, sa.func.sum(d.c.n))
+                .where(period, *where)
+                .group_by(group, d.c.measure, d.c.value)
+            )
+            for key, measure, value, n in await self.session.execute(stmt):
+                self._hist(dimension, key, measure, int(value), int(n))
+
+    async def pairs_from_rollup(self, segment: Segment, dimension: str) -> None:
+        """A breakdown by the dimension the query filters on (e.g. by team, of the cases
+        of team HIT: HIT and the teams it worked with), from the set-keyed monthly rows."""
+        column = _SET_COLUMN[dimension]
+        period = sa.and_(rollup.c.grain == "m", rollup.c.period.between(segment.start, segment.end))
+        stmt = (
+            sa.select(rollup.c[column], *_sums())
+            .where(period, *_filters(rollup, self.query))
+            .group_by(rollup.c[column])
+        )
+        for row in await self.session.execute(stmt):
+            for key in set_members(row[0]) or [""]:
+                _cube_cumulate(self.groups[dimension], key, row[1:])
+        d = duration
+        period = sa.and_(d.c.grain == "m", d.c.period.between(segment.start, segment.end))
+        hist = (
+            sa.select(d.c[column], d.c.measure, d.c.value, sa.func.sum(d.c.n))
+            .where(period, *_filters(d, self.query))
+            .group_by(d.c[column], d.c.measure, d.c.value)
+        )
+        for members, measure, value, n in await self.session.execute(hist):
+            for key in set_members(members) or [""]:
+                self._hist(dimension, key, measure, int(value), int(n))
+
+    async def days_from_rollup(self, segments: Sequence[Segment]) -> None:
+        """The days at either end of the period, from the daily set-keyed rows."""
+        clause = sa.or_(
+            *(
+                sa.and_(rollup.c.grain == "d", rollup.c.period.between(s.start, s.end))
+                for s in segments
+            )
+        )
+        filters = _filters(rollup, self.query)
+        stmt = (
+            sa.select(rollup.c.province, rollup.c.teams, rollup.c.offences, *_sums())
+            .where(clause, *filters)
+            .group_by(rollup.c.province, rollup.c.teams, rollup.c.offences)
+        )
+        for row in await self.session.execute(stmt):
+            for dimension in DIMENSIONS:
+                for key in _keys_of(dimension, row[0], row[1], row[2]):
+                    _cube_cumulate(self.groups[dimension], key, row[3:])
+        by_day = (
+            sa.select(rollup.c.period, *_sums()).where(clause, *filters).group_by(rollup.c.period)
+        )
+        for row in await self.session.execute(by_day):
+            _cube_cumulate(self.months, month_of(_date(row[0])), row[1:])  # type: ignore[arg-type]
+        d = duration
+        clause = sa.or_(
+            *(sa.and_(d.c.grain == "d", d.c.period.between(s.start, s.end)) for s in segments)
+        )
+        hist = (
+            sa.select(
+                d.c.province, d.c.teams, d.c.offences, d.c.measure, d.c.value, sa.func.sum(d.c.n)
+            )
+            .where(clause, *_filters(d, self.query))
+            .group_by(d.c.province, d.c.teams, d.c.offences, d.c.measure, d.c.value)
+        )
+        for province, teams, offences, measure, value, n in await self.session.execute(hist):
+            for dimension in DIMENSIONS:
+                for key in _keys_of(dimension, province, teams, offences):
+                    self._hist(dimension, key, measure, int(value), int(n))
+
+    async def children(self) -> dict[str, dict[str, int]]:
+        """Distinct children given legal representation, per value of every dimension, from
+        one read of the period's rows (not additive, so never pre-aggregated)."""
+        stmt = (
+            sa.select(
+                distinct.c.subject_id, distinct.c.province, distinct.c.teams, distinct.c.offences
+            )
+            .where(
+                distinct.c.metric == "children_legal_representation",
+                distinct.c.day.between(self.query.start, self.query.end),
+                *_filters(distinct, self.query),
+            )
+            .distinct()
+        )
+        seen: dict[str, dict[str, set[str]]] = {d: {} for d in DIMENSIONS}
+        for subject, province, teams, offences in await self.session.execute(stmt):
+            for dimension in DIMENSIONS:
+                for key in _keys_of(dimension, province, teams, offences):
+                    seen[dimension].setdefault(key, set()).add(subject)
+        return {d: {k: len(v) for k, v in seen[d].items()} for d in DIMENSIONS}
+
+
+async def read_figures(
+    session: AsyncSession, query: Query, *, with_months: bool = False
+) -> ReportData:
+    """What the summary of ``query`` needs, read mostly from the cube: the same figures as
+    :func:`read_report`, grouped per dimension instead of as set-keyed cells."""
+    reader = _Reader(session, query)
+    all_segments = segments(query.start, query.end)
+    days = [s for s in all_segments if s.grain == "d"]
+    for segment in all_segments:
+        if segment.grain != "m":
+            continue
+        await reader.months_from_cube(segment, with_medians=True)
+        for dimension in ("team", "offence"):
+            if getattr(query, dimension) is not None:
+                await reader.pairs_from_rollup(segment, dimension)
+    if days:
+        await reader.days_from_rollup(days)
+    if query.province is not None:
+        # Filtered to one province, the breakdown by province is its total.
+        reader.groups["province"] = {}
+        reader.histograms["province"] = {}
+        if "" in reader.groups["total"]:
+            reader.groups["province"][query.province] = reader.groups["total"][""]
+        if "" in reader.histograms["total"]:
+            reader.histograms["province"][query.province] = reader.histograms["total"][""]
+    groups = {
+        dimension: {k: v for k, v in by_key.items() if any(v)}
+        for dimension, by_key in reader.groups.items()
+    }
+    data = ReportData(cells=[], groups=groups)
+    data.medians = {
+        dimension: {
+            key: {m: median_of(h) for m, h in by_measure.items() if m in MEASURES}
+            for key, by_measure in by_key.items()
+        }
+        for dimension, by_key in reader.histograms.items()
+    }
+    children = await reader.children()
+    data.children = {d: children.get(d, {}) for d in DIMENSIONS}
+    if with_months:
+        months: dict[date, list[int]] = {}
+        day = month_of(query.start)
+        while day <= query.end:
+            months[day] = reader.months.get(day, [0] * len(METRICS))
+            day = month_of(day + timedelta(days=32))
+        data.months = months
+    return data
+
+
 # ---------------------------------------------------------------------------- rebuild
 
 
@@ -427,7 +745,7 @@ async def replace_all(
     """Empty the projection and fill it anew, inside the caller's transaction (which holds the
     write lock): readers see the old figures or the new ones, never a mix or a double count."""
     postgres = _dialect(session) == "postgresql"
-    tables = [aggregate, rollup, duration, distinct]
+    tables = [aggregate, rollup, duration, distinct, cube, cube_duration]
     if postgres:
         await session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables)))
     else:
@@ -437,11 +755,16 @@ async def replace_all(
     duration_records = [(*key, n) for key, n in sorted(rows.durations.items()) if n]
     distinct_records = sorted(rows.distincts)
     fact_records = [(f["kind"], f["aggregate_id"], f["facts"]) for f in facts]
+    cube_counts, cube_durations = rows.cube()
+    cube_records = [(*key, *counts) for key, counts in sorted(cube_counts.items()) if any(counts)]
+    cube_duration_records = [(*key, n) for key, n in sorted(cube_durations.items()) if n]
     batches: list[tuple[sa.Table, Sequence[str], list[tuple[Any, ...]]]] = [
         (aggregate, ("kind", "aggregate_id", "facts"), fact_records),
         (rollup, (*ROLLUP_KEY, *METRIC_COLUMNS), count_records),
         (duration, (*DURATION_KEY, "n"), duration_records),
         (distinct, DISTINCT_COLUMNS, distinct_records),  # type: ignore[list-item]
+        (cube, (*CUBE_KEY, *METRIC_COLUMNS), cube_records),
+        (cube_duration, (*CUBE_DURATION_KEY, "n"), cube_duration_records),
     ]
     if postgres:
         connection = await session.connection()

@@ -10,6 +10,11 @@
   which exact medians are computed in SQL.
 * ``rpt_distinct``: (figure, child pseudonym, day, dimensions, case) rows for the one figure
   counted distinct (children given legal representation).
+* ``rpt_cube`` and ``rpt_cube_duration``: the monthly rows again, keyed by single members
+  (``province``, ``team``, ``offence``, each a code, ``""`` for none, or ``*`` for all; see
+  :func:`~cpu_reporting.domain.contributions.cube_keys`), so a summary of whole months reads
+  the few hundred rows of its answer by equality rather than scanning the set-keyed cells.
+  Derived from the monthly ``rpt_rollup``/``rpt_duration`` rows in the same transaction.
 * ``rpt_projection_lock``: one row; every write of the projection updates it first, so writers
   (four consumer groups, a rebuild) take turns and never compute from a stale read.
 """
@@ -85,4 +90,36 @@ distinct = sa.Table(
     *_dimensions(),
 )
 
-PROJECTION_TABLES = (aggregate, rollup, duration, distinct)
+CUBE_COLUMNS = ("province", "team", "offence")
+
+
+def _cube_dimensions() -> list[sa.Column]:
+    return [
+        sa.Column("province", sa.String(2), primary_key=True),
+        sa.Column("team", sa.String(100), primary_key=True),
+        sa.Column("offence", sa.String(40), primary_key=True),
+    ]
+
+
+cube = sa.Table(
+    "rpt_cube",
+    metadata,
+    *_cube_dimensions(),
+    sa.Column("period", sa.Date(), primary_key=True),
+    *(
+        sa.Column(metric_column(m), sa.BigInteger(), nullable=False, server_default="0")
+        for m in METRICS
+    ),
+)
+
+cube_duration = sa.Table(
+    "rpt_cube_duration",
+    metadata,
+    *_cube_dimensions(),
+    sa.Column("measure", sa.String(40), primary_key=True),
+    sa.Column("period", sa.Date(), primary_key=True),
+    sa.Column("value", sa.Integer(), primary_key=True),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+)
+
+PROJECTION_TABLES = (aggregate, rollup, duration, distinct, cube, cube_duration)

@@ -102,6 +102,8 @@ MEASURES: tuple[str, ...] = (
 DISTINCT_METRICS: tuple[str, ...] = ("children_legal_representation",)
 
 UNKNOWN = ""  # province not known / no team / no offence
+#: In a cube key (:func:`cube_keys`): every value of the dimension, each case counted once.
+ALL = "*"
 
 
 def set_key(values: Iterable[str]) -> str:
@@ -112,6 +114,23 @@ def set_key(values: Iterable[str]) -> str:
 
 def set_members(key: str) -> list[str]:
     return [v for v in key.split("|") if v]
+
+
+def cube_keys(province: str, teams: str, offences: str) -> list[tuple[str, str, str]]:
+    """The ``(province, team, offence)`` cube keys a figure of these dimensions adds to.
+
+    Team and offence are single members here (``""`` for an empty set), or :data:`ALL`. A
+    summary then reads its total, each breakdown and each filter as a handful of rows by
+    equality, instead of scanning every set-keyed cell of the period: ``(P, T, O)`` is the
+    total under filters P, T, O (ALL when absent), ``(p, T, O)`` for each p the breakdown by
+    province, ``(P, t, O)`` by team, ``(P, T, o)`` by offence. A figure adds the same amount to
+    every key, so a case with two offences is under each offence and once under ALL, exactly as
+    the set-keyed breakdowns count it.
+    """
+    provinces = (province, ALL)
+    team_keys = (*(set_members(teams) or [UNKNOWN]), ALL)
+    offence_keys = (*(set_members(offences) or [UNKNOWN]), ALL)
+    return [(p, t, o) for p in provinces for t in team_keys for o in offence_keys]
 
 
 @dataclass(frozen=True, slots=True)

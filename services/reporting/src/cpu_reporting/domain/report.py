@@ -108,6 +108,9 @@ class ReportData:
     """What the store returns for one period and filter."""
 
     cells: list[Cell]
+    # Counts already grouped ("total" -> {"": counts}, "province" -> {code: counts}, ...): when
+    # given, the summary uses them instead of grouping ``cells`` (the cube read path).
+    groups: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     # Distinct children with legal representation: "total" -> {"": n}, "province" -> {...}...
     children: dict[str, dict[str, int]] = field(default_factory=dict)
     # Medians: "total" -> {"": {measure: (median, n)}}, "province" -> {code: {...}}, ...
@@ -150,6 +153,19 @@ def group_cells(cells: Iterable[Cell], dimension: str) -> dict[str, list[int]]:
         for key in keys:
             _add(out.setdefault(key, _zero()), cell.counts)
     return out
+
+
+def grouped_counts(data: ReportData, dimension: str) -> dict[str, list[int]]:
+    """Counts per value of ``dimension`` (``total``: one value, ``""``), from the groups the
+    store read when it read them, else from the cells."""
+    if data.groups:
+        return data.groups.get(dimension, {})
+    if dimension == "total":
+        total = _zero()
+        for cell in data.cells:
+            _add(total, cell.counts)
+        return {"": total}
+    return group_cells(data.cells, dimension)
 
 
 def _raw_figures(counts: list[int], children: int) -> dict[str, int]:
@@ -199,9 +215,7 @@ def build_summary(
     data: ReportData, query: Query, suppression: Suppression, *, as_of: str | None = None
 ) -> dict[str, Any]:
     """The published summary document for ``query``."""
-    total_counts = _zero()
-    for cell in data.cells:
-        _add(total_counts, cell.counts)
+    total_counts = grouped_counts(data, "total").get("", _zero())
     total_children = data.children.get("total", {}).get("", 0)
     total_raw = _raw_figures(total_counts, total_children)
     total_shown = {name: suppression.total(v) for name, v in total_raw.items()}
@@ -215,7 +229,7 @@ def build_summary(
         total_shown, total_counts, data.medians.get("total", {}).get("", {}), suppression
     )
     for dimension in ("province", "offence", "team"):
-        grouped = group_cells(data.cells, dimension)
+        grouped = grouped_counts(data, dimension)
         children = data.children.get(dimension, {})
         keys = sorted(set(grouped) | set(children), key=lambda k: (k == "", k))
         raws = {k: _raw_figures(grouped.get(k, _zero()), children.get(k, 0)) for k in keys}
@@ -291,5 +305,6 @@ __all__ = [
     "ReportData",
     "build_summary",
     "group_cells",
+    "grouped_counts",
     "median_of",
 ]

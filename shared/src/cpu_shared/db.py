@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -41,9 +42,20 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10
-    )
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_conn, _record, _proxy):  # type: ignore[no-untyped-def]
+        # Pessimistic disconnect handling in one round trip. SQLAlchemy's own pre-ping for
+        # asyncpg takes three (BEGIN, ``;``, ROLLBACK: a transaction for pgbouncer's
+        # transaction mode, which no deployment here uses) on every checkout, i.e. on every
+        # transaction. A dead connection is discarded and the pool hands out another.
+        try:
+            dbapi_conn.run_async(lambda connection: connection.fetchrow(";"))
+        except Exception as exc:
+            raise DisconnectionError() from exc
+
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -87,7 +87,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def intake_of(request: Request) -> Intake:
+async def intake_of(request: Request) -> Intake:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop (and
+    # its locking) on every request for a dictionary look-up.
     return request.app.state.intake
 
 
@@ -133,7 +135,7 @@ LIST_PARAMETERS = frozenset(
 )
 
 
-def known_parameters_only(request: Request) -> None:
+async def known_parameters_only(request: Request) -> None:
     unknown = sorted(set(request.query_params) - LIST_PARAMETERS)
     if unknown:
         raise RequestValidationError(

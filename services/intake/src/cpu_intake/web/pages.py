@@ -92,7 +92,7 @@ REASON_LABELS = {
 assert set(SOURCE_LABELS) == set(SOURCES) and set(CONCERN_LABELS) == set(CONCERNS)
 
 
-def intake_of(request: Request) -> Intake:
+async def intake_of(request: Request) -> Intake:
     return request.app.state.intake
 
 

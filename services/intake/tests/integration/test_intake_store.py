@@ -154,15 +154,15 @@ async def test_references_are_unique_and_gapless_under_concurrency_on_postgres(
     store, intake = pg
     await _concurrent_references(store, intake, body, 40)
     # A submission that fails after taking a number gives it back: no gap.
-    real = publishing.publish_submitted
+    real = publishing.submitted
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the outbox is broken")
 
-    monkeypatch.setattr(publishing, "publish_submitted", broken)
+    monkeypatch.setattr(publishing, "submitted", broken)
     with pytest.raises(RuntimeError):
         await referrals.submit(intake, OFFICER, details(body()))
-    monkeypatch.setattr(publishing, "publish_submitted", real)
+    monkeypatch.setattr(publishing, "submitted", real)
     after = await referrals.submit(intake, OFFICER, details(body()))
     assert after.reference.endswith("-000041")
     assert len(await store.rows("SELECT id FROM referral")) == 41

@@ -197,6 +197,32 @@ def record_access(
     raises ``ValueError``: that is a bug in the caller, and it is better to fail than to write
     personal data into the one table that can never be cleaned.
     """
+    entry = AuditEntry(
+        **audit_values(
+            principal,
+            action=action,
+            record_type=record_type,
+            record_id=record_id,
+            request=request,
+            outcome=outcome,
+        )
+    )
+    session.add(entry)
+    return entry
+
+
+def audit_values(
+    principal: Principal,
+    *,
+    action: str,
+    record_type: str | None,
+    record_id: str | None,
+    request: Request | None = None,
+    outcome: Outcome = "allowed",
+) -> dict[str, Any]:
+    """The checked values of one audit row (attribute names of :class:`AuditEntry`), for a
+    caller that inserts it with a plain statement in its own transaction (a hot path): the
+    same checks as :func:`record_access`, which builds its row from these."""
     if not _ACTION.match(action):
         raise ValueError("audit action must be a dotted code such as 'referral.read'")
     if record_type is not None and not _RECORD_TYPE.match(record_type):
@@ -207,19 +233,17 @@ def record_access(
         raise ValueError("audit outcome is 'allowed' or 'denied'")
     if not _USER.match(principal.user):
         raise ValueError("audit user must be an identifier")
-    entry = AuditEntry(
-        occurred_at=datetime.now(UTC),
-        user=principal.user,
-        roles=principal.roles_text,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
-        outcome=outcome,
-        client_ip=_client_ip(request),
-        correlation_id=_current_correlation_id(request),
-    )
-    session.add(entry)
-    return entry
+    return {
+        "occurred_at": datetime.now(UTC),
+        "user": principal.user,
+        "roles": principal.roles_text,
+        "action": action,
+        "record_type": record_type,
+        "record_id": record_id,
+        "outcome": outcome,
+        "client_ip": _client_ip(request),
+        "correlation_id": _current_correlation_id(request),
+    }
 
 
 async def query_audit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -38,6 +38,9 @@ from cpu_intake.domain.matching import (
     MatchFeatures,
 )
 from cpu_intake.domain.triage import TriageResult
+from cpu_shared.messaging.envelope import EventEnvelope, utcnow
+from cpu_shared.messaging.tables import OutboxMessage
+from cpu_shared.security.audit import AuditEntry
 
 REFERRAL = Referral.__table__  # type: ignore[attr-defined]
 CHILD = ReferralChild.__table__  # type: ignore[attr-defined]
@@ -45,6 +48,8 @@ DIGEST = MatchDigest.__table__  # type: ignore[attr-defined]
 DECISION = ReferralMatchDecision.__table__  # type: ignore[attr-defined]
 STATUS_CHANGE = ReferralStatusChange.__table__  # type: ignore[attr-defined]
 SEQUENCE = ReferenceSequence.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 
 #: Feature kinds a candidate must share at least one digest of to be scored at all. Without
 #: one of them the domain's weights cannot reach the match threshold (a unit test proves it
@@ -231,10 +236,18 @@ class ReferralRepository:
         digests: Sequence[MatchFeatures],
         match_decision_pending: bool,
         triaged_published_at: datetime | None,
+        events: Callable[
+            [StoredReferral, list[StoredChild]], Sequence[tuple[str, EventEnvelope]]
+        ] = lambda _referral, _children: (),
+        audit: Mapping[str, Any] | None = None,
     ) -> tuple[StoredReferral, list[StoredChild]]:
-        """Insert a new, triaged referral with its children, digests and first history.
+        """Insert a new, triaged referral with its children, digests and first history, the
+        outbox rows of the ``events`` announcing it (topic and envelope, in order) and its
+        ``audit`` row (:func:`cpu_shared.security.audit.audit_values`), all in the caller's
+        transaction.
 
-        Plain INSERTs (no ORM objects): this is the hot path of every submission."""
+        Plain INSERTs (no ORM objects): this is the hot path of every submission. On
+        PostgreSQL it is one statement, one round trip."""
         details, triage = referral.details, referral.triage
         assert details is not None and triage is not None, "a new referral is triaged in full"
         seal, seal_json, rid = self.protection.seal, self.protection.seal_json, referral.id
@@ -334,21 +347,33 @@ class ReferralRepository:
             for kind, digest in features.pairs()
         ]
         history_rows = _history_rows(rid, referral.history)
+        outbox_rows = [outbox_row(topic, envelope) for topic, envelope in events(stored, children)]
+        audit_row = None if audit is None else _audit_row(audit)
         if self.dialect == "postgresql":
             parameters = {f"referral__{name}": value for name, value in referral_row.items()}
             for table, table_rows in (
                 (CHILD, rows),
                 (DIGEST, digest_rows),
                 (STATUS_CHANGE, history_rows),
+                (OUTBOX, outbox_rows),
             ):
                 for name in _UNNEST_COLUMNS[table.name]:
                     parameters[f"{table.name}__{name}"] = [row[name] for row in table_rows]
-            await self.session.execute(_add_referral_statement(), parameters)
+            if audit_row is not None:
+                parameters |= {f"audit_log__{name}": value for name, value in audit_row.items()}
+            await self.session.execute(_add_referral_statement(audit_row is not None), parameters)
         else:
             await self.session.execute(sa.insert(REFERRAL).values(referral_row))
-            for table, table_rows in ((CHILD, rows), (DIGEST, digest_rows)):
-                await self.session.execute(sa.insert(table), table_rows)
-            await self.session.execute(sa.insert(STATUS_CHANGE), history_rows)
+            for table, table_rows in (
+                (CHILD, rows),
+                (DIGEST, digest_rows),
+                (STATUS_CHANGE, history_rows),
+                (OUTBOX, outbox_rows),
+            ):
+                if table_rows:
+                    await self.session.execute(sa.insert(table), table_rows)
+            if audit_row is not None:
+                await self.session.execute(sa.insert(AUDIT).values(audit_row))
         return stored, children
 
     async def _add_history(self, referral_id: uuid.UUID, changes: Iterable[Any]) -> None:
@@ -736,36 +761,74 @@ _UNNEST_COLUMNS: dict[str, tuple[str, ...]] = {
     "referral_child": tuple(c.name for c in CHILD.c),
     "referral_match_digest": tuple(c.name for c in DIGEST.c),
     "referral_status_change": tuple(c.name for c in STATUS_CHANGE.c if c.name != "id"),
+    "outbox": ("event_id", "topic", "message_key", "payload", "created_at"),
 }
 
 
+def outbox_row(topic: str, envelope: EventEnvelope) -> dict[str, Any]:
+    """The outbox row :func:`cpu_shared.messaging.outbox.enqueue` adds for ``envelope``, as
+    plain values (a test holds the two equal)."""
+    return {
+        "event_id": envelope.event_id,
+        "topic": topic,
+        "message_key": envelope.aggregate_id,
+        "payload": envelope.to_bytes(),
+        "created_at": utcnow(),
+        "sent_at": None,
+    }
+
+
+def _audit_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`~cpu_shared.security.audit.audit_values` by column name (``user`` is stored
+    in ``user_id``)."""
+    return {AuditEntry.__mapper__.attrs[name].columns[0].name: v for name, v in values.items()}  # type: ignore[attr-defined]
+
+
 def _insert_unnest(table: sa.Table) -> sa.Insert:
-    """``INSERT INTO table (...) SELECT * FROM unnest(<one array per column>)``: any number
-    of rows, always the same SQL (PostgreSQL)."""
+    """``INSERT INTO table (...) SELECT * FROM unnest(<one array per column>) WITH ORDINALITY
+    ORDER BY ordinality``: any number of rows, always the same SQL (PostgreSQL), inserted in
+    the arrays' order (so the outbox's ids follow the order the events were given in)."""
     columns = _UNNEST_COLUMNS[table.name]
     arrays = [
         sa.bindparam(f"{table.name}__{name}", type_=postgresql.ARRAY(table.c[name].type))
         for name in columns
     ]
-    rows = sa.func.unnest(*arrays).table_valued(*columns).render_derived(f"{table.name}_rows")
-    return sa.insert(table).from_select(columns, sa.select(*(rows.c[name] for name in columns)))
+    rows = (
+        sa.func.unnest(*arrays)
+        .table_valued(*columns, with_ordinality="ordinality")
+        .render_derived(f"{table.name}_rows")
+    )
+    return sa.insert(table).from_select(
+        columns, sa.select(*(rows.c[name] for name in columns)).order_by(rows.c.ordinality)
+    )
 
 
 @functools.cache
-def _add_referral_statement() -> sa.Select:
-    """One statement inserting a referral, its children, digests and history (PostgreSQL):
-    data-modifying CTEs, whose foreign keys are checked at the end of the statement, when
-    every row is in. One round trip, and the same SQL every time, so it is compiled and
-    prepared once per connection."""
+def _add_referral_statement(with_audit: bool) -> sa.Select:
+    """One statement inserting a referral, its children, digests, history, outbox rows and
+    audit row (PostgreSQL): data-modifying CTEs, whose foreign keys are checked at the end of
+    the statement, when every row is in. One round trip, and the same SQL every time, so it
+    is compiled and prepared once per connection."""
     referral = sa.insert(REFERRAL).values(
         {c.name: sa.bindparam(f"referral__{c.name}", type_=c.type) for c in REFERRAL.c}
     )
-    return sa.select(sa.literal(1)).add_cte(
+    ctes = [
         referral.cte("new_referral"),
         _insert_unnest(CHILD).cte("new_children"),
         _insert_unnest(DIGEST).cte("new_digests"),
         _insert_unnest(STATUS_CHANGE).cte("new_history"),
-    )
+        _insert_unnest(OUTBOX).cte("new_outbox"),
+    ]
+    if with_audit:
+        audit = sa.insert(AUDIT).values(
+            {
+                c.name: sa.bindparam(f"audit_log__{c.name}", type_=c.type)
+                for c in AUDIT.c
+                if c.name != "id"
+            }
+        )
+        ctes.append(audit.cte("new_audit"))
+    return sa.select(sa.literal(1)).add_cte(*ctes)
 
 
 def _history_rows(referral_id: uuid.UUID, changes: Iterable[Any]) -> list[dict[str, Any]]:

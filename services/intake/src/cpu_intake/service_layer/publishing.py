@@ -19,6 +19,9 @@ from cpu_intake.adapters.repository import StoredChild, StoredReferral, codes, u
 from cpu_intake.adapters.tables import Referral, ReferralChild
 from cpu_shared.contracts import intake as contract
 from cpu_shared.contracts import publish
+from cpu_shared.contracts.base import EventData, new_envelope
+from cpu_shared.messaging.envelope import EventEnvelope
+from cpu_shared.messaging.outbox import enqueue
 
 ReferralFacts = Referral | StoredReferral
 ChildFacts = ReferralChild | StoredChild
@@ -49,16 +52,27 @@ def child_profiles(
     ]
 
 
-def publish_submitted(
-    session: AsyncSession,
-    protection: RecordProtection,
-    row: ReferralFacts,
-    profiles: list[contract.ChildProfile],
-    *,
-    version: int,
-) -> None:
-    publish(
-        session,
+#: An event ready for the outbox: its topic and its envelope.
+Announcement = tuple[str, EventEnvelope]
+
+
+def announcement(data: EventData, *, aggregate_id: str, version: int) -> Announcement:
+    """``data`` in its envelope, for a caller that writes the outbox row itself (submission
+    writes everything in one statement); :func:`publish_triaged` enqueues it."""
+    envelope = new_envelope(
+        data,
+        source=SOURCE,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        correlation_id=correlation_id(),
+    )
+    return data.topic.name, envelope
+
+
+def submitted(
+    row: ReferralFacts, profiles: list[contract.ChildProfile], *, version: int
+) -> Announcement:
+    return announcement(
         contract.ReferralSubmitted(
             referral_id=row.pseudonym,
             source=row.source,  # type: ignore[arg-type]
@@ -66,26 +80,22 @@ def publish_submitted(
             concerns=codes(row.concerns),  # type: ignore[arg-type]
             children=profiles,
         ),
-        source=SOURCE,
         aggregate_id=row.pseudonym,
-        aggregate_version=version,
-        correlation_id=correlation_id(),
+        version=version,
     )
 
 
-def publish_triaged(
-    session: AsyncSession,
+def triaged(
     protection: RecordProtection,
     row: ReferralFacts,
     profiles: list[contract.ChildProfile],
     *,
     version: int,
     same_child_as: uuid.UUID | None,
-) -> None:
+) -> Announcement:
     """``referral.triaged``: casework opens a case from it, or, when
     ``same_child_as_referral_id`` is set, adds it to the case of that earlier referral."""
-    publish(
-        session,
+    return announcement(
         contract.ReferralTriaged(
             referral_id=row.pseudonym,
             received_at=utc(row.received_at),
@@ -99,11 +109,25 @@ def publish_triaged(
                 protection.referral_pseudonym(same_child_as) if same_child_as else None
             ),
         ),
-        source=SOURCE,
         aggregate_id=row.pseudonym,
-        aggregate_version=version,
-        correlation_id=correlation_id(),
+        version=version,
     )
+
+
+def publish_triaged(
+    session: AsyncSession,
+    protection: RecordProtection,
+    row: ReferralFacts,
+    profiles: list[contract.ChildProfile],
+    *,
+    version: int,
+    same_child_as: uuid.UUID | None,
+) -> None:
+    """:func:`triaged` into the outbox, in the caller's transaction."""
+    topic, envelope = triaged(
+        protection, row, profiles, version=version, same_child_as=same_child_as
+    )
+    enqueue(session, topic, envelope)
 
 
 def publish_withdrawn(

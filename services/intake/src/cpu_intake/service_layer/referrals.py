@@ -54,6 +54,8 @@ from cpu_intake.adapters.repository import (
     ListFilters,
     ReferralRepository,
     StaleReferral,
+    StoredChild,
+    StoredReferral,
     as_candidate_children,
     codes,
     utc,
@@ -76,7 +78,7 @@ from cpu_intake.permissions import (
 from cpu_intake.service_layer import publishing
 from cpu_shared.contracts.casework import CaseOpened
 from cpu_shared.logging import get_logger
-from cpu_shared.security.audit import record_access
+from cpu_shared.security.audit import audit_values, record_access
 from cpu_shared.security.auth import Principal
 from cpu_shared.security.crypto import Keyring
 from cpu_shared.security.permissions import Role, can_see_record
@@ -233,28 +235,37 @@ async def submit(
         )
         submitted_version = referral.version
         referral.apply_triage(result, at=now)
-        row, children = await repo.add(
+
+        def events(
+            row: StoredReferral, children: list[StoredChild]
+        ) -> list[publishing.Announcement]:
+            profiles = publishing.child_profiles(protection, children)
+            announced = [publishing.submitted(row, profiles, version=submitted_version)]
+            if not pending:
+                announced.append(
+                    publishing.triaged(
+                        protection, row, profiles, version=referral.version, same_child_as=None
+                    )
+                )
+            return announced
+
+        # The referral, its events (outbox) and its audit row: one statement on PostgreSQL.
+        await repo.add(
             referral,
             pseudonym=protection.referral_pseudonym(referral_id),
             child_ids=child_ids,
             digests=digests,
             match_decision_pending=pending,
             triaged_published_at=None if pending else now,
+            events=events,
+            audit=audit_values(
+                principal,
+                action=CREATE,
+                record_type=RECORD_TYPE,
+                record_id=str(referral_id),
+                request=request,
+            ),
         )
-        profiles = publishing.child_profiles(protection, children)
-        publishing.publish_submitted(
-            repo.session, protection, row, profiles, version=submitted_version
-        )
-        if not pending:
-            publishing.publish_triaged(
-                repo.session,
-                protection,
-                row,
-                profiles,
-                version=referral.version,
-                same_child_as=None,
-            )
-        _audit(repo, principal, CREATE, referral_id, request)
 
     intake.submitted.labels(result.priority, details.source).inc()
     if pending:

@@ -15,6 +15,7 @@ from cpu_icac.permissions import PERMISSIONS
 from cpu_icac.service_layer.context import Icac
 from cpu_icac.web.pages import install_pages
 from cpu_shared.logging import get_logger
+from cpu_shared.messaging.outbox import KafkaOutboxProducer
 from cpu_shared.service import ServiceRuntime, serve
 
 log = get_logger(__name__)
@@ -60,6 +61,13 @@ def _with_startup(app: FastAPI, runtime: ServiceRuntime, icac: Icac) -> None:
 def create_app(settings: IcacSettings | None = None) -> FastAPI:
     settings = settings or IcacSettings()
     runtime = ServiceRuntime(settings, migrations_package="cpu_icac.migrations")
+    # Two events per tip: the relay publishes through a plain idempotent aiokafka producer
+    # (acks=all) of its own, a large claim at a time, not message by message through the
+    # broker's framework layers.
+    runtime.relay.use_producer(
+        KafkaOutboxProducer(settings.kafka_bootstrap_servers, client_id=f"{runtime.name}-outbox"),
+        batch_size=settings.relay_batch,
+    )
     icac = build_icac(runtime, settings)
     register_subscribers(runtime, icac)
 

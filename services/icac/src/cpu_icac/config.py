@@ -26,6 +26,8 @@ class IcacSettings(ServiceSettings):
     inbound_group: str = "tips-inbound"
     # Reports per consumer batch: large batches amortise every round trip to the store.
     consumer_max_records: int = Field(default=2000, ge=1, le=10_000)
+    # Outbox rows the relay claims, publishes and marks sent per cycle.
+    relay_batch: int = Field(default=4000, ge=1, le=20_000)
 
     # POST /api/v1/tips/import: the largest file accepted (413 beyond), and reports per
     # transaction while it is stored.

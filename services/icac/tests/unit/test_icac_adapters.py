@@ -63,6 +63,17 @@ def test_ids_are_version_7_and_increase() -> None:
     assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert [str(i) for i in ids] == sorted(str(i) for i in ids)
+    # 62 random bits each: 5,000 ids in one millisecond or so still differ past the counter.
+    assert len({i.int & ((1 << 62) - 1) for i in ids}) == len(ids)
+
+
+def test_random_ids_are_version_4_and_distinct() -> None:
+    from cpu_icac.adapters.ids import uuid4
+
+    ids = [uuid4() for _ in range(5000)]  # more than one pool of random bytes
+    assert all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert len({i.bytes[:4] for i in ids}) > 4900
 
 
 @pytest.mark.parametrize(
@@ -144,7 +155,7 @@ def test_rejected_import_items_keep_their_raw_bytes_but_never_a_file() -> None:
 
 
 def test_event_bytes_are_the_envelope_of_the_contract() -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta, timezone
 
     from cpu_icac.service_layer.ingest import envelope_bytes
     from cpu_shared.contracts import new_envelope
@@ -172,22 +183,29 @@ def test_event_bytes_are_the_envelope_of_the_contract() -> None:
             hash_match_count=2,
         ),
     ):
-        event_id, payload = envelope_bytes(
-            data,
-            source="icac",
-            aggregate_id=data.tip_id,
-            aggregate_version=2,
-            correlation_id="c-1",
-            occurred_at=at,
-        )
-        reference = new_envelope(
-            data, source="icac", aggregate_id=data.tip_id, aggregate_version=2, correlation_id="c-1"
-        )
-        expected = EventEnvelope.model_validate(
-            {**reference.model_dump(), "event_id": event_id, "occurred_at": at}
-        ).to_bytes()
-        assert payload == expected
-        assert EventEnvelope.from_bytes(payload).event_id == event_id
+        # Correlation ids come from callers: quotes, Khmer, control characters, over-long.
+        for correlation in ("c-1", 'a "quoted"\\ id', "ឈ្មោះ\u200b\n\x01", "x" * 300):
+            event_id, payload = envelope_bytes(
+                data,
+                source="icac",
+                aggregate_id=data.tip_id,
+                aggregate_version=2,
+                correlation_id=correlation,
+                occurred_at=at.astimezone(timezone(timedelta(hours=7))),
+            )
+            reference = new_envelope(
+                data,
+                source="icac",
+                aggregate_id=data.tip_id,
+                aggregate_version=2,
+                correlation_id=correlation[:200],
+            )
+            expected = EventEnvelope.model_validate(
+                {**reference.model_dump(), "event_id": event_id, "occurred_at": at}
+            ).to_bytes()
+            assert payload == expected
+            assert EventEnvelope.from_bytes(payload).event_id == event_id
+            assert event_id.version == 4
 
 
 def test_bytes_that_may_hold_a_file_are_never_kept() -> None:

@@ -282,3 +282,19 @@ def test_report_is_immutable() -> None:
     with pytest.raises(ValueError, match="frozen"):
         report.narrative = "changed"  # type: ignore[misc]
     assert isinstance(report, TipReport)
+
+
+def test_one_serialisation_gives_the_stored_report_and_its_fingerprint() -> None:
+    from cpu_icac.synthetic import synthetic_feed
+
+    feed = synthetic_feed(300, now=datetime.now(UTC), duplicate_share=0, malformed_share=0)
+    lines = [v for _, v in feed.messages] + [json.dumps(sample()).encode()]
+    minimal = {"provider": "esp:x", "report_id": "R-1", "incident_type": "other"}
+    lines.append(json.dumps(minimal).encode())
+    for line in lines:
+        report = parse_tip_report(line)
+        text, fingerprint = report.serialised()
+        assert fingerprint == report.content_fingerprint()
+        assert "null" not in text
+        # Stored without absent fields, it reads back as the same report.
+        assert TipReport.model_validate_json(text) == report

@@ -339,9 +339,26 @@ def assess_priority(
 # --- a grown cluster -------------------------------------------------------------------------
 
 
+# Stages already worked out, per rules object (kept here, so its id is not reused).
+_STAGES: dict[int, tuple[PriorityRules, dict[str, int]]] = {}
+
+
 def _stage(code: str, rules: PriorityRules) -> int:
     """Where :func:`assess_priority` adds a reason of this code (its insertion order), so
     that reasons of equal weight keep the order a fresh assessment gives them."""
+    entry = _STAGES.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        if len(_STAGES) > 64:
+            _STAGES.clear()
+        entry = _STAGES[id(rules)] = (rules, {})
+    known = entry[1]
+    stage = known.get(code)
+    if stage is None:
+        stage = known[code] = _stage_of(code, rules)
+    return stage
+
+
+def _stage_of(code: str, rules: PriorityRules) -> int:
     recency = {band.code for band in rules.recency_bands} | _RECENCY_CODES
     if code.startswith("provider_priority_"):
         return 0

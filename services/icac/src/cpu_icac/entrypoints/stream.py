@@ -78,11 +78,13 @@ def decode_tip(record: ConsumerRecord) -> Incoming | RefusedFile:
                 "file_payload" if carries else "may_carry_file",
             )
         raise InvalidEvent(f"{exc.code}: {exc.reason}") from None
+    report_json, fingerprint = report.serialised()
     return Incoming(
         report=report,
-        fingerprint=report.content_fingerprint(),
+        fingerprint=fingerprint,
         channel="kafka",
         provenance=_provenance(record),
+        report_json=report_json,
     )
 
 

@@ -31,6 +31,7 @@ cluster it is in now, and a changed level is announced with a new ``tip.triaged`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -43,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpu_icac.adapters import repository as repo
 from cpu_icac.adapters import store
-from cpu_icac.adapters.ids import uuid7
+from cpu_icac.adapters.ids import uuid4, uuid7
 from cpu_icac.domain.hash_sets import HashIndex, HashMatch
 from cpu_icac.domain.jurisdiction import HOME_COUNTRY, JurisdictionAssessment, assess_jurisdiction
 from cpu_icac.domain.linking import IpSighting, SubjectLinker, TipIdentifiers, tip_identifiers
@@ -82,6 +83,9 @@ class Incoming:
     provenance: str  # "icac.tips.inbound/3@1234", "api", "import:<job id>#17"
     received_by: str | None = None
     correlation_id: str | None = None
+    # The report as stored (JSON, absent fields left out) when the caller already has it:
+    # :meth:`TipReport.serialised` gives it with the fingerprint, from one serialisation.
+    report_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -175,13 +179,14 @@ def prepare(
         locations = geoip.locate_all(ips) if geoip is not None and ips else {}
         tip_id = uuid7()
         version_id = uuid7()
+        tip_text, version_text = str(tip_id), str(version_id)
         token = cipher.encrypt(
-            report.model_dump_json(),
-            context=field_context("icac_tip_version", "report", str(version_id)),
+            item.report_json or report.model_dump_json(exclude_none=True),
+            context=field_context("icac_tip_version", "report", version_text),
         )
         jurisdiction = assess_jurisdiction(report, locations)
         facts = _facts(report, jurisdiction, now)
-        tip_ps = icac.tip_pseudonym(str(tip_id))
+        tip_ps = icac.tip_pseudonym(tip_text)
         received = _event(
             icac,
             TipReceived(
@@ -193,7 +198,7 @@ def prepare(
                 province_code=facts["province_code"],
             ),
             1,
-            item.correlation_id or str(version_id),
+            item.correlation_id or version_text,
             now,
         )
         out.append(
@@ -204,10 +209,10 @@ def prepare(
                 report_token=token,
                 matches=found,
                 jurisdiction=jurisdiction,
-                identifiers=tip_identifiers(str(tip_id), report, key=key),
+                identifiers=tip_identifiers(tip_text, report, key=key),
                 facts=facts,
                 tip_ps=tip_ps,
-                alone_cluster_ps=icac.cluster_pseudonym(str(tip_id)),
+                alone_cluster_ps=icac.cluster_pseudonym(tip_text),
                 alone=assess_priority(
                     report,
                     now=now,
@@ -628,7 +633,7 @@ def _triage(assessment: PriorityAssessment, work: _Work, p: _Prepared) -> dict[s
 
 
 def _reasons_json(assessment: PriorityAssessment) -> str:
-    return json.dumps([[r.code, r.points] for r in assessment.reasons], separators=(",", ":"))
+    return _json_compact([[r.code, r.points] for r in assessment.reasons])
 
 
 def _triaged_event(
@@ -673,22 +678,26 @@ def envelope_bytes(
     """The envelope of CONTRACT.md section 4 around ``data``, as bytes: byte for byte what
     ``new_envelope(...).to_bytes()`` gives (tested), without building and re-validating the
     envelope model for each of the batch's events (``data`` itself is a validated model)."""
-    event_id = uuid.uuid4()
-    head = json.dumps(
-        {
-            "event_id": str(event_id),
-            "event_type": data.event_type,
-            "event_version": data.event_version,
-            "occurred_at": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "source": source,
-            "aggregate_id": aggregate_id,
-            "aggregate_version": aggregate_version,
-            "correlation_id": correlation_id[:200],
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
+    event_id = uuid4()
+    head = (
+        f'{{"event_id":"{event_id}","event_type":{_json_str(data.event_type)},'
+        f'"event_version":{int(data.event_version)},"occurred_at":"{_rfc3339(occurred_at)}",'
+        f'"source":{_json_str(source)},"aggregate_id":{_json_str(aggregate_id)},'
+        f'"aggregate_version":{int(aggregate_version)},'
+        f'"correlation_id":{_json_str(correlation_id[:200])},"data":'
     )
-    return event_id, (head[:-1] + ',"data":').encode() + data.model_dump_json().encode() + b"}"
+    return event_id, head.encode() + data.model_dump_json().encode() + b"}"
+
+
+# A string as JSON, UTF-8 kept as it is (as pydantic writes it): one C call, no encoder object
+# built per value as ``json.dumps(..., ensure_ascii=False)`` does.
+_json_str = json.JSONEncoder(ensure_ascii=False).encode
+_json_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=8)
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _event(

@@ -19,6 +19,7 @@ from cpu_icac.adapters import store
 from cpu_icac.adapters.tables import OPEN_STATUSES, TipAction
 from cpu_icac.domain.hash_sets import CATEGORY_LABELS
 from cpu_icac.domain.priority import REASON_TEXTS
+from cpu_icac.domain.tip_report import TipReport
 from cpu_icac.domain.workflow import (
     TipClosed as DomainTipClosed,
 )
@@ -162,11 +163,12 @@ async def read_tip(icac: Icac, session: AsyncSession, tip_id: uuid.UUID) -> dict
         )
     ).all()
     current = next(v for v in versions if v.id == row.current_version_id)
-    report = json.loads(
+    # Every field of the model, absent ones as null (a report is stored without them).
+    report = TipReport.model_validate_json(
         icac.cipher.decrypt(
             current.report, context=field_context("icac_tip_version", "report", str(current.id))
         )
-    )
+    ).model_dump(mode="json")
     matches = (
         await session.execute(
             sa.select(repo.MATCHES)

@@ -10,7 +10,7 @@ import pytest
 from cpu_reporting import scenario
 from cpu_reporting.domain.contributions import Delta, contribution
 from cpu_reporting.domain.facts import CaseFacts, aggregate_of, facts_from_json, new_facts
-from cpu_reporting.domain.privacy import personal_paths, rejection_reason
+from cpu_reporting.domain.privacy import has_personal_key, personal_paths, rejection_reason
 from cpu_reporting.domain.report import median_of
 from cpu_reporting.service_layer.projector import accept, fold
 from cpu_shared.messaging.consumer import InvalidEvent
@@ -118,3 +118,25 @@ def test_offence_codes_must_be_codes() -> None:
     with pytest.raises(ValueError):
         checked_offences(["Sok Dara"])
     assert date(2030, 1, 1)
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> object:
+    keys = ["case_id", "codes", "meta", "given_name", "phone", "Home-Address", "items", "x1"]
+    kind = rng.random()
+    if depth < 3 and kind < 0.35:
+        return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
+    if depth < 3 and kind < 0.5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return rng.choice(["A", 1, None, "CC-art-1"])
+
+
+def test_the_quick_check_finds_exactly_what_the_paths_find() -> None:
+    rng = random.Random(1288)
+    found = 0
+    for _ in range(3000):
+        value = _random_value(rng)
+        expected = bool(list(personal_paths(value)))
+        assert has_personal_key(value) is expected, value
+        assert (rejection_reason(value) is not None) is expected
+        found += expected
+    assert 300 < found < 2700  # both answers were exercised

@@ -9,12 +9,19 @@ from cpu_intake.entrypoints.stream import register_subscribers
 from cpu_intake.permissions import PERMISSIONS
 from cpu_intake.service_layer.referrals import Intake
 from cpu_intake.web.pages import build_ui
+from cpu_shared.messaging.outbox import KafkaOutboxProducer
 from cpu_shared.service import ServiceRuntime, serve
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings, migrations_package="cpu_intake.migrations")
+    # Two events per referral: the relay publishes through a plain idempotent aiokafka
+    # producer (acks=all) of its own, not message by message through the broker's framework
+    # layers.
+    runtime.relay.use_producer(
+        KafkaOutboxProducer(settings.kafka_bootstrap_servers, client_id=f"{runtime.name}-outbox")
+    )
     intake = Intake(
         runtime,
         keyring=lambda: runtime.keyring,

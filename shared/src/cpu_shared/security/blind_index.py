@@ -16,7 +16,7 @@ on them is a *reason to look*, never proof of identity.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import re
 import unicodedata
 from typing import Literal
@@ -82,6 +82,33 @@ def _latin_skeleton(token: str) -> str | None:
 
 
 _KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_BLOCK = 64  # SHA-256's block size
+
+
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, its inner and outer pads hashed once: each
+    :meth:`digest` is two SHA-256 state copies, where ``hmac.new`` and OpenSSL 3's one-shot
+    ``hmac.digest`` set the key up again for every message. Equal to ``hmac.digest(key, msg,
+    "sha256")`` (tested)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __repr__(self) -> str:
+        return "HmacSha256(<key hidden>)"
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 class BlindIndexer:
@@ -94,12 +121,14 @@ class BlindIndexer:
         self._root = key
         # One HKDF-derived HMAC key per kind: domain separation by key, not by message prefix.
         self._keys = {
-            kind: HKDF(
-                algorithm=hashes.SHA256(),
-                length=32,
-                salt=None,
-                info=b"cpu/blind-index/v1/" + kind.encode(),
-            ).derive(key)
+            kind: HmacSha256(
+                HKDF(
+                    algorithm=hashes.SHA256(),
+                    length=32,
+                    salt=None,
+                    info=b"cpu/blind-index/v1/" + kind.encode(),
+                ).derive(key)
+            )
             for kind in _KINDS
         }
 
@@ -107,23 +136,24 @@ class BlindIndexer:
         return "BlindIndexer(<key hidden>)"
 
     def _index(self, kind: str, normalised: str) -> str:
-        # One-shot HMAC (OpenSSL in C): no HMAC object per value; the same digest.
-        key = self._keys.get(kind) or self._key_for(kind)
-        return hmac.digest(key, normalised.encode("utf-8"), "sha256")[:INDEX_BYTES].hex()
+        mac = self._keys.get(kind) or self._key_for(kind)
+        return mac.digest(normalised.encode("utf-8"))[:INDEX_BYTES].hex()
 
-    def _key_for(self, kind: str) -> bytes:
-        key = self._keys.get(kind)
-        if key is None:
+    def _key_for(self, kind: str) -> HmacSha256:
+        mac = self._keys.get(kind)
+        if mac is None:
             if not _KIND_NAME.fullmatch(kind):
                 raise ValueError("an index kind is lower-case letters, digits and underscores")
-            key = HKDF(
-                algorithm=hashes.SHA256(),
-                length=32,
-                salt=None,
-                info=b"cpu/blind-index/v1/" + kind.encode(),
-            ).derive(self._root)
-            self._keys[kind] = key
-        return key
+            mac = HmacSha256(
+                HKDF(
+                    algorithm=hashes.SHA256(),
+                    length=32,
+                    salt=None,
+                    info=b"cpu/blind-index/v1/" + kind.encode(),
+                ).derive(self._root)
+            )
+            self._keys[kind] = mac
+        return mac
 
     def index(self, kind: str, normalised: str) -> str:
         """Index of a value the caller has already normalised, under the key of ``kind``.

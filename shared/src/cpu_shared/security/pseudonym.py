@@ -11,11 +11,12 @@ id are unrelated.
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from cpu_shared.security.blind_index import HmacSha256
 
 PREFIX = "ps_"
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -30,34 +31,36 @@ class Pseudonymizer:
         if len(key) < 32:
             raise ValueError("the pseudonym key must be at least 32 bytes")
         self._key = bytes(key)
-        self._kind_keys: dict[str, bytes] = {}
+        self._kind_keys: dict[str, HmacSha256] = {}
 
     def __repr__(self) -> str:
         return "Pseudonymizer(<key hidden>)"
 
-    def _kind_key(self, kind: str) -> bytes:
-        key = self._kind_keys.get(kind)
-        if key is None:
-            key = HKDF(
-                algorithm=hashes.SHA256(),
-                length=32,
-                salt=None,
-                info=b"cpu/pseudonym/v1/" + kind.encode(),
-            ).derive(self._key)
-            self._kind_keys[kind] = key
-        return key
+    def _kind_key(self, kind: str) -> HmacSha256:
+        mac = self._kind_keys.get(kind)
+        if mac is None:
+            mac = HmacSha256(
+                HKDF(
+                    algorithm=hashes.SHA256(),
+                    length=32,
+                    salt=None,
+                    info=b"cpu/pseudonym/v1/" + kind.encode(),
+                ).derive(self._key)
+            )
+            self._kind_keys[kind] = mac
+        return mac
 
     def pseudonym(self, kind: str, internal_id: str) -> str:
         """The pseudonym of ``internal_id`` as a ``kind`` (e.g. "child", "case", "officer")."""
-        key = self._kind_keys.get(kind)
-        if key is None:  # a kind seen before was checked when its key was derived
+        mac = self._kind_keys.get(kind)
+        if mac is None:  # a kind seen before was checked when its key was derived
             if not _KIND.match(kind):
                 raise ValueError("kind must be a lowercase code such as 'child'")
-            key = self._kind_key(kind)
+            mac = self._kind_key(kind)
         if not internal_id:
             raise ValueError("internal_id must not be empty")
-        # One-shot HMAC (OpenSSL in C). Base32 turns each 5 bytes into 8 characters, so the
-        # first 20 bytes of the digest give exactly the first 32 characters of the whole
-        # digest's encoding, of which the pseudonym keeps 26 (130 bits).
-        digest = hmac.digest(key, internal_id.encode("utf-8"), "sha256")
+        digest = mac.digest(internal_id.encode("utf-8"))
+        # Base32 turns each 5 bytes into 8 characters, so the first 20 bytes of the digest
+        # give exactly the first 32 characters of the whole digest's encoding, of which the
+        # pseudonym keeps 26 (130 bits).
         return PREFIX + base64.b32encode(digest[:20]).decode("ascii").lower()[:26]

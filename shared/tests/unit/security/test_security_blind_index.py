@@ -120,3 +120,17 @@ def test_pseudonym_kind_is_checked_on_every_call() -> None:
             ps.pseudonym(bad, "x")
     with pytest.raises(ValueError):
         ps.pseudonym("child", "")
+
+
+@pytest.mark.parametrize("key_size", [0, 1, 32, 63, 64, 65, 200])
+def test_hmac_with_precomputed_pads_is_rfc_2104(key_size: int) -> None:
+    import hmac
+
+    from cpu_shared.security.blind_index import HmacSha256
+
+    key = os.urandom(key_size)
+    mac = HmacSha256(key)
+    for message in (b"", b"u6@example.com", "សុខ ដារា".encode(), os.urandom(1000)):
+        assert mac.digest(message) == hmac.digest(key, message, "sha256")
+        assert mac.digest(message) == mac.digest(message)  # the pads are not consumed
+    assert key.hex() not in repr(mac) or not key

@@ -106,6 +106,8 @@ def random_facts(rng: random.Random, cases: int) -> list[CaseFacts | TipFacts]:
 QUERIES = [
     Query(date(2023, 1, 1), date(2023, 12, 31)),
     Query(date(2023, 1, 1), date(2024, 8, 31)),
+    Query(date(2022, 11, 1), date(2024, 12, 31)),  # months, then a whole year from yearly rows
+    Query(date(2022, 12, 20), date(2024, 3, 10), team="HIT"),
     Query(date(2023, 3, 17), date(2024, 2, 11)),
     Query(date(2023, 5, 3), date(2023, 5, 20)),
     Query(date(2023, 4, 1), date(2023, 6, 14)),

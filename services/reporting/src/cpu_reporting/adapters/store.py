@@ -39,11 +39,11 @@ METRIC_COLUMNS = [metric_column(m) for m in METRICS]
 ROLLUP_KEY = ("grain", "period", *DIMENSION_COLUMNS)
 DURATION_KEY = (*ROLLUP_KEY, "measure", "value")
 DISTINCT_COLUMNS = ("metric", "case_id", "subject_id", "day", *DIMENSION_COLUMNS)
-CUBE_KEY = (*CUBE_COLUMNS, "period")
-CUBE_DURATION_KEY = (*CUBE_COLUMNS, "measure", "period", "value")
+CUBE_KEY = (*CUBE_COLUMNS, "grain", "period")
+CUBE_DURATION_KEY = (*CUBE_COLUMNS, "measure", "grain", "period", "value")
 
-CubeCounts = dict[tuple[str, str, str, date], list[int]]
-CubeDurations = dict[tuple[str, str, str, str, date, int], int]
+CubeCounts = dict[tuple[str, str, str, str, date], list[int]]
+CubeDurations = dict[tuple[str, str, str, str, str, date, int], int]
 
 AggregateKey = tuple[str, str]  # (kind, pseudonym)
 
@@ -151,36 +151,43 @@ class RollupRows:
         self.distincts.add((metric, source, subject, day, *_dims(dims)))
 
     def cube(self) -> tuple[CubeCounts, CubeDurations]:
-        """The cube rows of the monthly rows: each added to every key its sets expand to.
-        Done once over the merged monthly rows, which are far fewer than the contributions."""
+        """The cube rows of the monthly rows, per month and per year: each added to every key
+        its sets expand to. Done once over the merged monthly rows, which are far fewer than
+        the contributions."""
         keys: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
         counts: CubeCounts = {}
-        for (grain, period, province, teams, offences), values in self.counts.items():
+        for (grain, month, province, teams, offences), values in self.counts.items():
             if grain != "m" or not any(values):
                 continue
             dims = (province, teams, offences)
             expanded = keys.get(dims)
             if expanded is None:
                 expanded = keys[dims] = cube_keys(*dims)
+            year = month.replace(month=1)
             for p, t, o in expanded:
-                row = counts.get((p, t, o, period))
-                if row is None:
-                    counts[(p, t, o, period)] = list(values)
-                else:
-                    for i, v in enumerate(values):
-                        if v:
-                            row[i] += v
+                for key in ((p, t, o, "m", month), (p, t, o, "y", year)):
+                    row = counts.get(key)
+                    if row is None:
+                        counts[key] = list(values)
+                    else:
+                        for i, v in enumerate(values):
+                            if v:
+                                row[i] += v
         durations: CubeDurations = {}
-        for (grain, period, province, teams, offences, measure, value), n in self.durations.items():
+        for (grain, month, province, teams, offences, measure, value), n in self.durations.items():
             if grain != "m" or not n:
                 continue
             dims = (province, teams, offences)
             expanded = keys.get(dims)
             if expanded is None:
                 expanded = keys[dims] = cube_keys(*dims)
+            year = month.replace(month=1)
             for p, t, o in expanded:
-                key = (p, t, o, measure, period, value)
-                durations[key] = durations.get(key, 0) + n
+                for hkey in (
+                    (p, t, o, measure, "m", month, value),
+                    (p, t, o, measure, "y", year, value),
+                ):
+                    durations[hkey] = durations.get(hkey, 0) + n
         return counts, durations
 
     @classmethod
@@ -302,6 +309,27 @@ def segments(start: date, end: date) -> list[Segment]:
     if end > last_whole_end:
         out.append(Segment("d", last_whole_end + timedelta(days=1), end))
     return out
+
+
+def year_segments(months: Segment) -> list[Segment]:
+    """A run of whole months (``m``, first days of its first and last months) as whole
+    calendar years (``y``, first days of its first and last years) and the months at the ends."""
+    first_year = months.start.year + (months.start.month != 1)
+    last_year = months.end.year - (months.end.month != 12)
+    if first_year > last_year:
+        return [months]
+    out = [Segment("y", date(first_year, 1, 1), date(last_year, 1, 1))]
+    if months.start.year < first_year:
+        out.append(Segment("m", months.start, date(first_year - 1, 12, 1)))
+    if months.end.year > last_year:
+        out.append(Segment("m", date(last_year + 1, 1, 1), months.end))
+    return out
+
+
+def _grains_clause(table: sa.Table, parts: Sequence[Segment]) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        *(sa.and_(table.c.grain == s.grain, table.c.period.between(s.start, s.end)) for s in parts)
+    )
 
 
 def _period_clause(table: sa.Table, query: Query) -> sa.ColumnElement[bool]:
@@ -567,13 +595,17 @@ class _Reader:
             )
         return slices
 
-    async def months_from_cube(self, segment: Segment, *, with_medians: bool) -> None:
-        period = cube.c.period.between(segment.start, segment.end)
+    async def months_from_cube(self, segment: Segment) -> None:
+        """Whole months: the total per month from monthly rows (it is also the monthly
+        series), breakdowns and histograms from yearly rows and the months at either end."""
+        parts = year_segments(segment)
         for dimension, column, where in self._cube_slices(cube):
             if column is None:
-                # One row per month: the total and the monthly series at once.
+                monthly = sa.and_(
+                    cube.c.grain == "m", cube.c.period.between(segment.start, segment.end)
+                )
                 stmt = sa.select(cube.c.period, *(cube.c[m] for m in METRIC_COLUMNS)).where(
-                    period, *where
+                    monthly, *where
                 )
                 for row in await self.session.execute(stmt):
                     _cube_cumulate(self.groups["total"], "", row[1:])
@@ -581,20 +613,17 @@ class _Reader:
                 continue
             stmt = (
                 sa.select(column, *(sa.func.sum(cube.c[m]) for m in METRIC_COLUMNS))
-                .where(period, *where)
+                .where(_grains_clause(cube, parts), *where)
                 .group_by(column)
             )
             for row in await self.session.execute(stmt):
                 _cube_cumulate(self.groups[dimension], row[0], row[1:])
-        if not with_medians:
-            return
         d = cube_duration
-        period = d.c.period.between(segment.start, segment.end)
         for dimension, column, where in self._cube_slices(d):
             group = column if column is not None else sa.literal("", sa.String())
             stmt = (
                 sa.select(group, d.c.measure, d.c.value, sa.func.sum(d.c.n))
-                .where(period, *where)
+                .where(_grains_clause(d, parts), *where)
                 .group_by(group, d.c.measure, d.c.value)
             )
             for key, measure, value, n in await self.session.execute(stmt):
@@ -664,17 +693,15 @@ class _Reader:
                     self._hist(dimension, key, measure, int(value), int(n))
 
     async def children(self) -> dict[str, dict[str, int]]:
-        """Distinct children given legal representation, per value of every dimension, from
-        one read of the period's rows (not additive, so never pre-aggregated)."""
+        """Distinct children given legal representation, per value of every dimension (not
+        additive, so never pre-aggregated): counted in PostgreSQL, or here from one read."""
+        if _dialect(self.session) == "postgresql":
+            return await self._children_counted()
         stmt = (
             sa.select(
                 distinct.c.subject_id, distinct.c.province, distinct.c.teams, distinct.c.offences
             )
-            .where(
-                distinct.c.metric == "children_legal_representation",
-                distinct.c.day.between(self.query.start, self.query.end),
-                *_filters(distinct, self.query),
-            )
+            .where(*self._children_where())
             .distinct()
         )
         seen: dict[str, dict[str, set[str]]] = {d: {} for d in DIMENSIONS}
@@ -683,6 +710,49 @@ class _Reader:
                 for key in _keys_of(dimension, province, teams, offences):
                     seen[dimension].setdefault(key, set()).add(subject)
         return {d: {k: len(v) for k, v in seen[d].items()} for d in DIMENSIONS}
+
+    def _children_where(self) -> list[Any]:
+        return [
+            distinct.c.metric == "children_legal_representation",
+            distinct.c.day.between(self.query.start, self.query.end),
+            *_filters(distinct, self.query),
+        ]
+
+    async def _children_counted(self) -> dict[str, dict[str, int]]:
+        rows = (
+            sa.select(
+                distinct.c.subject_id, distinct.c.province, distinct.c.teams, distinct.c.offences
+            )
+            .where(*self._children_where())
+            .cte("rows")
+        )
+        subject = sa.func.count(sa.distinct(rows.c.subject_id))
+
+        def members(column: Any) -> Any:
+            # '|A|B|' -> rows A and B; '' (no team, no offence) -> one row '', as set_members.
+            split = sa.func.string_to_array(sa.func.btrim(column, "|"), "|")
+            empty = sa.func.string_to_array("", "|")  # not a one-element array: array['']
+            codes = sa.case((column == "", sa.func.array_append(empty, "")), else_=split)
+            return sa.select(rows.c.subject_id, sa.func.unnest(codes).label("code")).subquery()
+
+        teams = members(rows.c.teams)
+        offences = members(rows.c.offences)
+        stmt = sa.union_all(
+            sa.select(sa.literal("total"), sa.literal(""), subject).having(sa.func.count() > 0),
+            sa.select(sa.literal("province"), rows.c.province, subject).group_by(rows.c.province),
+            sa.select(
+                sa.literal("team"), teams.c.code, sa.func.count(sa.distinct(teams.c.subject_id))
+            ).group_by(teams.c.code),
+            sa.select(
+                sa.literal("offence"),
+                offences.c.code,
+                sa.func.count(sa.distinct(offences.c.subject_id)),
+            ).group_by(offences.c.code),
+        )
+        out: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
+        for dimension, key, n in await self.session.execute(stmt):
+            out[dimension][key] = int(n)
+        return out
 
 
 async def read_figures(
@@ -696,7 +766,7 @@ async def read_figures(
     for segment in all_segments:
         if segment.grain != "m":
             continue
-        await reader.months_from_cube(segment, with_medians=True)
+        await reader.months_from_cube(segment)
         for dimension in ("team", "offence"):
             if getattr(query, dimension) is not None:
                 await reader.pairs_from_rollup(segment, dimension)

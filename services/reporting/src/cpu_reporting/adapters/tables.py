@@ -10,7 +10,8 @@
   which exact medians are computed in SQL.
 * ``rpt_distinct``: (figure, child pseudonym, day, dimensions, case) rows for the one figure
   counted distinct (children given legal representation).
-* ``rpt_cube`` and ``rpt_cube_duration``: the monthly rows again, keyed by single members
+* ``rpt_cube`` and ``rpt_cube_duration``: the monthly rows again (grain ``m``), and added up
+  per calendar year (grain ``y``, so a decade reads ten rows per key), keyed by single members
   (``province``, ``team``, ``offence``, each a code, ``""`` for none, or ``*`` for all; see
   :func:`~cpu_reporting.domain.contributions.cube_keys`), so a summary of whole months reads
   the few hundred rows of its answer by equality rather than scanning the set-keyed cells.
@@ -105,6 +106,7 @@ cube = sa.Table(
     "rpt_cube",
     metadata,
     *_cube_dimensions(),
+    sa.Column("grain", sa.String(1), primary_key=True),
     sa.Column("period", sa.Date(), primary_key=True),
     *(
         sa.Column(metric_column(m), sa.BigInteger(), nullable=False, server_default="0")
@@ -117,6 +119,7 @@ cube_duration = sa.Table(
     metadata,
     *_cube_dimensions(),
     sa.Column("measure", sa.String(40), primary_key=True),
+    sa.Column("grain", sa.String(1), primary_key=True),
     sa.Column("period", sa.Date(), primary_key=True),
     sa.Column("value", sa.Integer(), primary_key=True),
     sa.Column("n", sa.BigInteger(), nullable=False),

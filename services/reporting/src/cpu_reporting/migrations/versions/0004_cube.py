@@ -1,8 +1,9 @@
-"""Reporting cube: monthly figures keyed by single province, team and offence (or all).
+"""Reporting cube: figures per month and per year, keyed by single province, team, offence.
 
-The monthly rows of ``rpt_rollup``/``rpt_duration`` again, each added to every
-``(province or *, team or *, offence or *)`` key its sets expand to, so that a summary of whole
-months reads its answer by equality. Filled here from the monthly rows already held.
+The monthly rows of ``rpt_rollup``/``rpt_duration`` again, per month (grain ``m``) and per
+calendar year (grain ``y``), each added to every ``(province or *, team or *, offence or *)``
+key its sets expand to, so that a summary of whole months reads its answer by equality. Filled
+here from the monthly rows already held.
 
 Revision ID: reporting_0004
 Revises: reporting_0003
@@ -71,51 +72,61 @@ def upgrade() -> None:
     cube = op.create_table(
         "rpt_cube",
         *_dimensions(),
+        sa.Column("grain", sa.String(1), primary_key=True),
         sa.Column("period", sa.Date(), primary_key=True),
         *(
             sa.Column(f"m_{m}", sa.BigInteger(), nullable=False, server_default="0")
             for m in METRICS
         ),
+        sa.CheckConstraint("grain IN ('m', 'y')", name="ck_rpt_cube_grain"),
     )
     # The primary key serves the total, by-offence and by-team reads (province fixed); this
     # one the by-province read (team and offence fixed, every province).
-    op.create_index("ix_rpt_cube_team", "rpt_cube", ["team", "offence", "province", "period"])
+    op.create_index(
+        "ix_rpt_cube_team", "rpt_cube", ["team", "offence", "province", "grain", "period"]
+    )
     cube_duration = op.create_table(
         "rpt_cube_duration",
         *_dimensions(),
         sa.Column("measure", sa.String(40), primary_key=True),
+        sa.Column("grain", sa.String(1), primary_key=True),
         sa.Column("period", sa.Date(), primary_key=True),
         sa.Column("value", sa.Integer(), primary_key=True),
         sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("grain IN ('m', 'y')", name="ck_rpt_cube_duration_grain"),
     )
     op.create_index(
         "ix_rpt_cube_duration_team",
         "rpt_cube_duration",
-        ["team", "offence", "province", "measure", "period"],
+        ["team", "offence", "province", "measure", "grain", "period"],
     )
     bind = op.get_bind()
     columns = ", ".join(f"m_{m}" for m in METRICS)
-    counts: dict[tuple[str, str, str, object], list[int]] = {}
+    counts: dict[tuple[str, str, str, str, date], list[int]] = {}
     for row in bind.execute(
         sa.text(
             f"SELECT period, province, teams, offences, {columns} FROM rpt_rollup "  # noqa: S608
             "WHERE grain = 'm'"
         )
     ):
+        month = _date(row[0])
         for key in _keys(row[1], row[2], row[3]):
-            target = counts.setdefault((*key, _date(row[0])), [0] * len(METRICS))
-            for i, v in enumerate(row[4:]):
-                target[i] += int(v)
-    durations: dict[tuple[str, str, str, str, object, int], int] = defaultdict(int)
+            for grain, period in (("m", month), ("y", month.replace(month=1))):
+                target = counts.setdefault((*key, grain, period), [0] * len(METRICS))
+                for i, v in enumerate(row[4:]):
+                    target[i] += int(v)
+    durations: dict[tuple[str, str, str, str, str, date, int], int] = defaultdict(int)
     for period, province, teams, offences, measure, value, n in bind.execute(
         sa.text(
             "SELECT period, province, teams, offences, measure, value, n FROM rpt_duration "
             "WHERE grain = 'm'"
         )
     ):
+        month = _date(period)
         for key in _keys(province, teams, offences):
-            durations[(*key, measure, _date(period), value)] += int(n)
-    names = ("province", "team", "offence", "period")
+            for grain, start in (("m", month), ("y", month.replace(month=1))):
+                durations[(*key, measure, grain, start, value)] += int(n)
+    names = ("province", "team", "offence", "grain", "period")
     rows = [
         dict(zip(names, key, strict=True))
         | {f"m_{m}": v for m, v in zip(METRICS, values, strict=True)}
@@ -124,7 +135,7 @@ def upgrade() -> None:
     ]
     for start in range(0, len(rows), 5000):
         op.bulk_insert(cube, rows[start : start + 5000])
-    duration_names = ("province", "team", "offence", "measure", "period", "value")
+    duration_names = ("province", "team", "offence", "measure", "grain", "period", "value")
     duration_rows = [
         dict(zip(duration_names, key, strict=True)) | {"n": n} for key, n in durations.items() if n
     ]

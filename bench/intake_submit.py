@@ -1,9 +1,11 @@
 """Referral submission latency and throughput against a real intake process (issue 5).
 
 One intake service process (uvicorn, one worker) on PostgreSQL and a local Kafka broker, as in
-production: every request validates, triages, encrypts, indexes, matches against the earlier
-referrals, takes a reference, writes the outbox and the audit row, and commits; the relay
-publishes the events meanwhile.
+production, or N of them on the same store (``--processes N``, or ``BENCH_INTAKE_PROCESSES``),
+as production scales out in replicas, the client spreading its connections over them (their
+relays take turns through the outbox's advisory lock). Every request validates, triages,
+encrypts, indexes, matches against the earlier referrals, takes a reference, writes the outbox
+and the audit row, and commits; the relay publishes the events meanwhile.
 
 - Highest sustained throughput: the open loop below at rising rates, 10 s each; a rate is
   sustained when every request succeeds, the completions keep pace (at least 97% of the
@@ -12,8 +14,8 @@ publishes the events meanwhile.
   whatever the previous ones do), latency measured from the scheduled time, so a stalled
   server shows up in the figures instead of silently slowing the client (no coordinated
   omission).
-  Target: p99 under 25 ms. Also the service's CPU time per referral (from /proc), a figure
-  that depends less on what else the machine is doing.
+  Target: p99 under 25 ms. Also the service's CPU time per referral (from /proc, summed over
+  its processes), a figure that depends less on what else the machine is doing.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio (no HTTP library overhead), in
 this process; the machine's cores are shared by client, service, PostgreSQL and Kafka, so the
@@ -23,6 +25,7 @@ possible duplicates occur as in real life and matching does real work.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -153,10 +156,12 @@ class Connection:
 
 
 class Client:
-    def __init__(self, host: str, port: int, token: str, size: int) -> None:
+    """``size`` keep-alive connections, spread evenly over the service's ``ports``."""
+
+    def __init__(self, host: str, ports: list[int], token: str, size: int) -> None:
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
-        for _ in range(size):
-            self.idle.put_nowait(Connection(host, port))
+        for i in range(size):
+            self.idle.put_nowait(Connection(host, ports[i % len(ports)]))
         self.headers = f"Authorization: Bearer {token}\r\n".encode()
 
     async def submit(self, body: bytes) -> int:
@@ -204,7 +209,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run(base: Path) -> None:
+async def run(base: Path, processes: int = 1) -> None:
     from cpu_platform.devstack.kafka import LocalKafka, ensure_topics, free_port
     from cpu_platform.devstack.postgres import LocalPostgres
     from cpu_platform.testing.processes import ServiceProcess
@@ -218,18 +223,23 @@ async def run(base: Path) -> None:
     with LocalKafka(base / "kafka") as kafka, LocalPostgres(base / "pg") as pg:
         ensure_topics(kafka.bootstrap_servers, all_topic_names())
         pg.create_database("bench_intake")
-        port = free_port()
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "INTAKE_PORT": str(port),
-            "INTAKE_DATABASE_URL": pg.url("bench_intake"),
-            "INTAKE_LOG_LEVEL": "WARNING",
-        }
-        service = ServiceProcess("cpu_intake.app", env, base / "intake.log", port)
-        service.start(timeout=180)
+        services = []
+        label = "one intake process" if processes == 1 else f"{processes} intake processes"
         try:
+            for i in range(processes):  # one after the other: the first one migrates
+                port = free_port()
+                env = {
+                    "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                    "INTAKE_PORT": str(port),
+                    "INTAKE_DATABASE_URL": pg.url("bench_intake"),
+                    "INTAKE_LOG_LEVEL": "WARNING",
+                }
+                service = ServiceProcess("cpu_intake.app", env, base / f"intake-{i}.log", port)
+                services.append(service)
+                service.start(timeout=180)
             token = mint_dev_token(AuthSettings(), "bench.officer", ["intake_officer"])
-            client = Client("127.0.0.1", port, token, CONNECTIONS)
+            ports = [service.port for service in services]
+            client = Client("127.0.0.1", ports, token, CONNECTIONS)
             warm = [referral(people, now) for _ in range(WARMUP_REQUESTS)]
             await open_loop(client, warm, 50)
 
@@ -241,7 +251,7 @@ async def run(base: Path) -> None:
                 alone.append((time.perf_counter() - started) * 1000)
                 assert status == 201, status
             print(
-                f"one at a time ({SEQUENTIAL_REQUESTS} referrals): "
+                f"{label}; one at a time ({SEQUENTIAL_REQUESTS} referrals): "
                 f"p50 {percentile(alone, 0.5):.1f} ms, p99 {percentile(alone, 0.99):.1f} ms"
             )
             print(
@@ -261,14 +271,16 @@ async def run(base: Path) -> None:
                 if not sustained:
                     break
                 best = rate
-            print(f"highest sustained submit throughput: {best} req/s (one intake process)")
+            print(f"highest sustained submit throughput: {best} req/s ({label})")
 
             steady = [referral(people, now) for _ in range(STEADY_RATE * STEADY_SECONDS)]
-            cpu_before = _cpu_seconds(service)
+            cpu_before = sum(_cpu_seconds(service) for service in services)
             latencies, failures, achieved = await open_loop(client, steady, STEADY_RATE)
-            cpu_per_request = (_cpu_seconds(service) - cpu_before) / len(steady) * 1000
+            cpu_after = sum(_cpu_seconds(service) for service in services)
+            cpu_per_request = (cpu_after - cpu_before) / len(steady) * 1000
             print(
-                f"steady {STEADY_RATE} req/s for {STEADY_SECONDS} s ({len(steady):,} referrals, "
+                f"steady {STEADY_RATE} req/s for {STEADY_SECONDS} s, {label} "
+                f"({len(steady):,} referrals, "
                 f"{failures} failed, completed {achieved:,.0f} req/s):"
             )
             print(
@@ -278,7 +290,7 @@ async def run(base: Path) -> None:
                 f"   (target p99 < 25 ms)"
             )
             print(
-                f"  intake process CPU: {cpu_per_request:.1f} ms per referral "
+                f"  intake CPU ({label}): {cpu_per_request:.1f} ms per referral "
                 f"(request, its transaction, and relaying its two events)"
             )
             load = os.getloadavg()
@@ -287,7 +299,9 @@ async def run(base: Path) -> None:
             published = await _published(pg.url("bench_intake"))
             print(f"outbox: {published[0]:,} events published, {published[1]} still waiting")
         finally:
-            service.terminate(timeout=60)
+            for service in services:
+                if service.proc is not None and service.proc.poll() is None:
+                    service.terminate(timeout=60)
 
 
 def _cpu_seconds(service: Any) -> float:
@@ -316,13 +330,21 @@ async def _published(url: str) -> tuple[int, int]:
         await engine.dispose()
 
 
-def main() -> None:
+def main(processes: int | None = None) -> None:
+    """Run the benchmark against ``processes`` intake processes (default: the environment's
+    ``BENCH_INTAKE_PROCESSES``, else 1)."""
+    if processes is None:
+        processes = int(os.environ.get("BENCH_INTAKE_PROCESSES", "1"))
     base = Path(tempfile.mkdtemp(prefix="cpu-bench-intake-"))
     try:
-        asyncio.run(run(base))
+        asyncio.run(run(base, processes))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--processes", type=int, default=None, help="intake processes on the one store"
+    )
+    main(parser.parse_args().processes)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from cpu_platform.devstack.kafka import ensure_topics, free_port
 from cpu_shared.db import apply_migrations, create_engine, session_factory
@@ -70,7 +71,10 @@ async def test_relay_with_its_own_producer_publishes_each_row_once_in_key_order(
                 envelope = event(agg, seq)
                 expected[str(envelope.event_id)] = envelope.event_id
                 enqueue(session, topic, envelope)
-    producer = KafkaOutboxProducer(kafka_bootstrap_servers, client_id="test-relay")
+    # Small record batches: a cycle fills several per partition, sent one after the other.
+    producer = KafkaOutboxProducer(
+        kafka_bootstrap_servers, client_id="test-relay", max_batch_size=4096
+    )
     relay = OutboxRelay(engine=engine, publish=_never, service="t")
     relay.use_producer(producer, batch_size=128)
     sent = 0
@@ -101,6 +105,8 @@ async def test_relay_with_its_own_producer_publishes_each_row_once_in_key_order(
                     body = EventEnvelope.from_bytes(record.value)
                     headers = {k: v.decode() for k, v in record.headers}
                     assert record.key == body.aggregate_id.encode()
+                    # The partition any Kafka client's default partitioner gives the key.
+                    assert record.partition == DefaultPartitioner()(record.key, [0, 1, 2], [])
                     assert headers["event_id"] == str(body.event_id)
                     received.append(
                         (body.aggregate_id, body.aggregate_version, headers["event_id"])

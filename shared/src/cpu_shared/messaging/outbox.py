@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -98,24 +100,66 @@ class KafkaOutboxProducer:
         if producer is not None:
             await producer.stop()
 
-    async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[Any]:
+    async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             await self.start()
             assert self._producer is not None
-        return await self._producer.send(
-            topic,
-            value=value,
-            key=key,
-            # What the service's broker would send: an empty content type (raw bytes), and
-            # the event id (also as the message's correlation id).
-            headers=[
-                ("content-type", b""),
-                ("correlation_id", headers["event_id"].encode()),
-                *((k, v.encode()) for k, v in headers.items()),
-            ],
-        )
+        return self._producer
+
+    @staticmethod
+    def _headers(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+        # What the service's broker would send: an empty content type (raw bytes), and the
+        # event id (also as the message's correlation id).
+        return [
+            ("content-type", b""),
+            ("correlation_id", headers["event_id"].encode()),
+            *((k, v.encode()) for k, v in headers.items()),
+        ]
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: dict[str, str]
+    ) -> asyncio.Future[Any]:
+        """One record; the future resolves when the broker has confirmed it."""
+        producer = await self._started()
+        return await producer.send(topic, value=value, key=key, headers=self._headers(headers))
+
+    async def publish_many(
+        self, records: Sequence[tuple[str, bytes, bytes, dict[str, str]]]
+    ) -> list[asyncio.Future[Any]]:
+        """Records ``(topic, key, value, headers)`` in their order, in record batches built
+        here (one open batch per partition, sent as it fills), not one ``send`` each. A key
+        goes to the partition aiokafka's default partitioner gives it (murmur2, as every
+        Kafka client), and the batches of a partition are queued in order, so the records of
+        one key keep their order. Every returned future must resolve before the records
+        count as published."""
+        producer = await self._started()
+        futures: list[asyncio.Future[Any]] = []
+        open_batches: dict[tuple[str, int], Any] = {}
+        partitions_of: dict[str, list[int]] = {}
+        partition_of: dict[tuple[str, bytes], int] = {}
+        for topic, key, value, headers in records:
+            partitions = partitions_of.get(topic)
+            if partitions is None:
+                partitions = partitions_of[topic] = sorted(await producer.partitions_for(topic))
+            partition = partition_of.get((topic, key))
+            if partition is None:
+                partition = partition_of[(topic, key)] = _PARTITIONER(key, partitions, partitions)
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+            record = {"timestamp": None, "key": key, "value": value}
+            if batch.append(**record, headers=self._headers(headers)) is None:  # full
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+                if batch.append(**record, headers=self._headers(headers)) is None:
+                    raise MessageSizeTooLargeError("an outbox record is larger than a batch")
+        for (topic, partition), batch in open_batches.items():
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+
+_PARTITIONER = DefaultPartitioner()
 
 
 class OutboxMetrics:
@@ -256,16 +300,24 @@ class OutboxRelay:
             if not rows:
                 await self._refresh_metrics(session)
                 return 0
-            futures = []
-            for row in rows:
-                futures.append(
-                    await self._publish(
-                        row.topic,
-                        row.message_key.encode(),
-                        row.payload,
-                        {"event_id": str(row.event_id)},
-                    )
+            if self._producer is not None:
+                futures = await self._producer.publish_many(
+                    [
+                        (r.topic, r.message_key.encode(), r.payload, {"event_id": str(r.event_id)})
+                        for r in rows
+                    ]
                 )
+            else:
+                futures = []
+                for row in rows:
+                    futures.append(
+                        await self._publish(
+                            row.topic,
+                            row.message_key.encode(),
+                            row.payload,
+                            {"event_id": str(row.event_id)},
+                        )
+                    )
             # Every send must be confirmed (acks=all) before any row is marked sent.
             await asyncio.gather(*futures)
             ids = [r.id for r in rows]

@@ -6,10 +6,11 @@ Run: ``uv run python -m bench reporting_summary`` (part of ``make bench``), or
 * summary: synthetic facts of N cases (default 1,000,000; about 10 events each: opening,
   assignment, arrests, charges, court outcomes, victim services, evidence, analyses, closing)
   over 2015-2024, folded into the real rollup rows by the real ``contribute`` and bulk-loaded
-  with COPY into PostgreSQL; then ``GET /reports/summary``'s whole read path (cells, medians,
-  distinct children, months; suppression and the document) is timed for a year, a decade, a
-  period starting mid-month, and with province/team/offence filters: median and max of a few
-  runs each.
+  with COPY into PostgreSQL (set-keyed rows and the monthly/yearly cube); then
+  ``GET /reports/summary``'s whole read path (cube, medians, distinct children, months;
+  suppression and the document) is timed for a year, a decade, a period starting mid-month,
+  and with province/team/offence filters: median and max of a few runs each. The machine's
+  load average is printed with the figures.
 * rebuild: the scenario's events (redeliveries, out-of-order and refused events included)
   repeated under fresh ids up to M events (default 500,000) on a local broker, then
   ``cpu reporting rebuild``'s code from offset 0 into an empty PostgreSQL database; events/s
@@ -19,6 +20,7 @@ Run: ``uv run python -m bench reporting_summary`` (part of ``make bench``), or
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -198,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     cases = int(args[0]) if args else 1_000_000
     rebuild_events = int(args[1]) if len(args) > 1 else 500_000
     base = Path(tempfile.mkdtemp(prefix="cpu-bench-reporting-"))
+    # Figures on a shared machine mean little without its load.
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with LocalPostgres(base / "pg") as pg:
         pg.create_database("bench_summary")
         events, rollup_rows, load_s = asyncio.run(
@@ -209,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for label, median_ms, max_ms in asyncio.run(time_summaries(pg.url("bench_summary"))):
             print(f"summary {label:36s} median {median_ms:7.1f} ms   max {max_ms:7.1f} ms")
+        print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         if rebuild_events:
             with LocalKafka(base / "kafka") as kafka:
                 ensure_topics(kafka.bootstrap_servers, all_topic_names())
@@ -216,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 produced, rate, read_rate, aggregates = asyncio.run(
                     rebuild_rate(kafka.bootstrap_servers, pg.url("bench_rebuild"), rebuild_events)
                 )
+                print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
                 print(
                     f"rebuild: {produced:,} events, {aggregates:,} aggregates: "
                     f"{rate:,.0f} events/s end to end (read, fold, compute, swap in); "

@@ -1,4 +1,10 @@
-"""Reading and writing the projection tables (PostgreSQL in production, SQLite for ``make up``)."""
+"""Reading and writing the projection tables (PostgreSQL in production, SQLite for ``make up``).
+
+The summary reads :func:`read_figures`: whole months and years from the cube, by equality, so
+its cost follows the size of its answer, not the number of cases; only the days at either end
+of a period, and a breakdown by the very team or offence a query filters on, scan set-keyed
+rows (of those days, or of the filtered cells).
+"""
 
 from __future__ import annotations
 
@@ -498,6 +504,8 @@ async def read_distinct(
 async def read_report(
     session: AsyncSession, query: Query, *, with_months: bool = False
 ) -> ReportData:
+    """Every set-keyed cell of the period, grouped afterwards: slow on a large store (it scans
+    every cell), kept as the reference :func:`read_figures` is tested against."""
     cells = await read_cells(session, query)
     team_codes = sorted({m for c in cells for m in set_members(c.teams) or [""]})
     offence_codes = sorted({m for c in cells for m in set_members(c.offences) or [""]})

@@ -203,8 +203,8 @@ def _case(c: CaseFacts, sink: Sink) -> None:
         codes = c.charge_codes.get(suspect, set())
         sink.count(charged_on, Dims(province, teams, set_key(codes)), "charged")
     for suspect, outcome in c.outcomes.items():
-        codes = outcome.offences or tuple(c.charge_codes.get(suspect, ()))
-        dims = Dims(province, teams, set_key(codes))
+        decided = outcome.offences or tuple(c.charge_codes.get(suspect, ()))
+        dims = Dims(province, teams, set_key(decided))
         if outcome.convicted:
             sink.count(outcome.decided_on, dims, "convictions")
             if outcome.sentence_months:

@@ -202,9 +202,9 @@ def _publish_row(
     else:
         row["sentence_years"] = round(counts[METRIC_INDEX["sentence_months"]] / 12, 1)
     for name, measure in MEDIAN_FIGURES.items():
-        value, n = medians.get(measure, (None, 0))
-        published = suppression.median(value, n)
-        if value is not None and published is None:
+        median, n = medians.get(measure, (None, 0))
+        published = suppression.median(median, n)
+        if median is not None and published is None:
             withheld.append(name)
         row[name] = published
     row["withheld"] = withheld

@@ -124,8 +124,8 @@ def upgrade() -> None:
     ):
         month = _date(period)
         for key in _keys(province, teams, offences):
-            for grain, start in (("m", month), ("y", month.replace(month=1))):
-                durations[(*key, measure, grain, start, value)] += int(n)
+            for grain, first_day in (("m", month), ("y", month.replace(month=1))):
+                durations[(*key, measure, grain, first_day, value)] += int(n)
     names = ("province", "team", "offence", "grain", "period")
     rows = [
         dict(zip(names, key, strict=True))

@@ -285,7 +285,7 @@ def test_an_escalated_tip_opens_an_icac_case(platform_stack: PlatformStack) -> N
     def opened() -> list[Any]:
         cases = httpx.get(
             f"{platform_stack.url('casework')}/api/v1/cases",
-            params={"team": "ICAC"},
+            params={"tip_id": tip},
             headers=icac,
             timeout=30,
         ).json()["items"]

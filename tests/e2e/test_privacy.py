@@ -178,7 +178,7 @@ def test_no_personal_value_in_logs_databases_or_events(platform_stack: PlatformS
     while True:
         cases = httpx.get(
             f"{casework}/api/v1/cases",
-            params={"team": "ICAC"},
+            params={"tip_id": tip_pseudonym},
             headers=bearer("supervisor"),
             timeout=30,
         )

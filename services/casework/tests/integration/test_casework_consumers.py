@@ -203,6 +203,15 @@ async def test_an_escalated_tip_opens_a_case_led_by_icac(casework) -> None:
     rows = await casework.rows("SELECT origin, priority, lead_team, concerns FROM cases")
     assert [tuple(r) for r in rows] == [("tip", "P3", "ICAC", ["online_exploitation"])]
     assert [e.event_type for e in await casework.outbox()] == ["case.opened", "case.assigned"]
+    # ICAC finds the case by the tip's pseudonym; another tip's finds nothing.
+    supervisor = casework.token("supervisor")
+    other = casework.cw.pseudonyms.pseudonym("tip", "tip-2")
+    found = await casework.client.get("/api/v1/cases", params={"tip_id": tip}, headers=supervisor)
+    assert [i["origin_id"] for i in found.json()["items"]] == [tip]
+    none = await casework.client.get("/api/v1/cases", params={"tip_id": other}, headers=supervisor)
+    assert none.json()["total"] == 0
+    bad = await casework.client.get("/api/v1/cases", params={"tip_id": "tip-1"}, headers=supervisor)
+    assert bad.status_code == 422
 
 
 async def test_forensic_evidence_is_linked_to_its_case_and_old_custody_never_wins(

@@ -48,6 +48,7 @@ def visibility_clause(principal: Principal) -> sa.ColumnElement[bool]:
 @dataclass(frozen=True)
 class CaseFilters:
     referral_id: str | None = None  # intake's referral pseudonym
+    tip_id: str | None = None  # ICAC's tip pseudonym, as tip.escalated carries it
     status: str | None = None
     province: str | None = None
     team: str | None = None
@@ -64,6 +65,8 @@ def _filtered(principal: Principal, filters: CaseFilters) -> sa.Select:  # type:
                 )
             )
         )
+    if filters.tip_id is not None:
+        stmt = stmt.where(CaseRow.origin == "tip", CaseRow.origin_id == filters.tip_id)
     if filters.status is not None:
         stmt = stmt.where(CaseRow.status == filters.status)
     if filters.open_only:

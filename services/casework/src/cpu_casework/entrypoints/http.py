@@ -53,10 +53,11 @@ from cpu_casework.service_layer.commands import (
 from cpu_casework.service_layer.context import Casework
 from cpu_shared.contracts.codes import CaseStatus, ProvinceCode, Team
 from cpu_shared.security.auth import Principal
+from cpu_shared.security.pseudonym import PSEUDONYM_PATTERN
 
 router = APIRouter(tags=["casework"])
 
-_PSEUDONYM = re.compile(r"^ps_[a-z2-7]{26}$")
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 CASE_NOT_FOUND = "case not found"
 
 
@@ -129,6 +130,10 @@ async def get_cases(
     referral_id: Annotated[
         str | None, Query(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="intake's referral id")
     ] = None,
+    tip_id: Annotated[
+        str | None,
+        Query(pattern=PSEUDONYM_PATTERN, description="ICAC's tip, as tip.escalated names it"),
+    ] = None,
     status: CaseStatus | None = None,
     province: ProvinceCode | None = None,
     team: Team | None = None,
@@ -139,6 +144,7 @@ async def get_cases(
     cw = casework(request)
     filters = CaseFilters(
         referral_id=referral_key(cw, referral_id) if referral_id else None,
+        tip_id=tip_id,
         status=status,
         province=province,
         team=team,

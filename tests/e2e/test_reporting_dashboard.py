@@ -44,7 +44,7 @@ def reporting(
         "REPORTING_SUPPRESSION_THRESHOLD": "2",
     }
     log = tmp_path_factory.mktemp("reporting-ui") / "reporting.log"
-    proc = ServiceProcess("cpu_reporting.app", env, Path(log), port).start(timeout=120)
+    proc = ServiceProcess("cpu_reporting.app", env, Path(log), port).start(timeout=180)
     try:
 
         async def feed() -> None:

@@ -84,14 +84,14 @@ async def test_intake_event_is_handled_by_casework_then_committed(
                 == 1
             )
 
-        await wait_until(handled, 60, "casework to record the intake event")
+        await wait_until(handled, 120, "casework to record the intake event")
         assert await count(intake_db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
 
         async def committed() -> bool:
             offsets = await committed_offsets(kafka_bootstrap_servers, group)
             return sum(o for (t, _), o in offsets.items() if t == REFERRAL_EVENTS.name) >= 1
 
-        await wait_until(committed, 30, "casework's offset commit")
+        await wait_until(committed, 90, "casework's offset commit")
 
 
 async def test_a_failing_handler_leaves_the_offset_uncommitted(
@@ -122,7 +122,7 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
         async def retried() -> bool:
             return len(calls) >= 3
 
-        await wait_until(retried, 60, "the handler to be retried")
+        await wait_until(retried, 120, "the handler to be retried")
         assert await committed_offsets(kafka_bootstrap_servers, consumer.group_id) == {}
         await runtime.lag_monitor.measure()
         lag = {"group": consumer.group_id, "topic": topic, "partition": "0"}
@@ -134,7 +134,7 @@ async def test_a_failing_handler_leaves_the_offset_uncommitted(
             offsets = await committed_offsets(kafka_bootstrap_servers, consumer.group_id)
             return offsets.get((topic, 0)) == 1
 
-        await wait_until(committed, 60, "the commit once the handler succeeds")
+        await wait_until(committed, 120, "the commit once the handler succeeds")
         await runtime.lag_monitor.measure()
         assert runtime.registry.get_sample_value("cpu_consumer_lag", lag) == 0
         assert await read_all(kafka_bootstrap_servers, topic + ".dlq") == []
@@ -171,7 +171,7 @@ async def test_shutdown_during_retries_commits_nothing(
         async def tried() -> bool:
             return calls >= 1
 
-        await wait_until(tried, 60, "the first attempt")
+        await wait_until(tried, 120, "the first attempt")
     assert runtime.stopping.is_set()
     assert await committed_offsets(kafka_bootstrap_servers, consumer.group_id) == {}
     assert issubclass(ShutdownRequested, Exception)

@@ -68,7 +68,7 @@ async def test_dead_letter_then_fix_and_redrive_once(
         async def valid_applied() -> bool:
             return await applied(str(valid.event_id)) == 1
 
-        await wait_until(valid_applied, 60, "the valid message after the bad ones")
+        await wait_until(valid_applied, 120, "the valid message after the bad ones")
         assert await applied(str(poison.event_id)) == 0
         offsets = await committed_offsets(kafka_bootstrap_servers, "probe.probe")
         assert offsets[(topic, 0)] == 3, "the line moved on past the dead letters"
@@ -112,13 +112,13 @@ async def test_dead_letter_then_fix_and_redrive_once(
         async def poison_applied() -> bool:
             return await applied(str(poison.event_id)) == 1
 
-        await wait_until(poison_applied, 60, "the redriven dead letter to be processed")
+        await wait_until(poison_applied, 120, "the redriven dead letter to be processed")
 
         async def malformed_back_in_dlq() -> bool:
             letters = await dl.read_dead_letters(kafka_bootstrap_servers, topic + ".dlq")
             return len(letters) == 3
 
-        await wait_until(malformed_back_in_dlq, 60, "the still-malformed message to return")
+        await wait_until(malformed_back_in_dlq, 120, "the still-malformed message to return")
         again = (await dl.read_dead_letters(kafka_bootstrap_servers, topic + ".dlq"))[2]
         assert again.value == b"{not json"
         assert again.headers[dl.H_FIRST_FAILED] == malformed.headers[dl.H_FIRST_FAILED]

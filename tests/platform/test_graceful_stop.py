@@ -37,7 +37,7 @@ async def test_sigterm_finishes_in_flight_and_commits_only_what_was_done(
     async def working() -> bool:
         return await effects(db) >= 2
 
-    await wait_until(working, 60, "the probe to apply some events")
+    await wait_until(working, 120, "the probe to apply some events")
     # uvicorn re-raises SIGTERM after its clean shutdown, so the code is -15 (or 0).
     assert probe.terminate(timeout=60) in (0, -15)  # type: ignore[attr-defined]
     assert '"service stopped"' in probe.log_tail()  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ async def test_ready_follows_the_broker(
             async def ready_again() -> bool:
                 return (await client.get("/ready")).status_code == 200
 
-            await wait_until(ready_again, 60, "/ready to answer 200 after the broker restart")
+            await wait_until(ready_again, 120, "/ready to answer 200 after the broker restart")
 
 
 async def test_ready_is_503_when_the_store_is_unreachable(kafka_bootstrap_servers: str) -> None:

@@ -28,7 +28,8 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> ServiceProcess:
+    # Generous: a loaded CI machine can take a minute just to import a service.
+    def start(self, timeout: float = 180) -> ServiceProcess:
         return self.spawn().wait_healthy(timeout)
 
     def spawn(self) -> ServiceProcess:
@@ -44,7 +45,7 @@ class ServiceProcess:
         log.close()
         return self
 
-    def wait_healthy(self, timeout: float = 60) -> ServiceProcess:
+    def wait_healthy(self, timeout: float = 180) -> ServiceProcess:
         assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

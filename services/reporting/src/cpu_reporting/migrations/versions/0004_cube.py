@@ -47,14 +47,6 @@ METRICS = (
 ALL = "*"
 
 
-def _dimensions() -> list[sa.Column]:
-    return [
-        sa.Column("province", sa.String(2), primary_key=True),
-        sa.Column("team", sa.String(100), primary_key=True),
-        sa.Column("offence", sa.String(40), primary_key=True),
-    ]
-
-
 def _keys(province: str, teams: str, offences: str) -> list[tuple[str, str, str]]:
     team_keys = [v for v in teams.split("|") if v] or [""]
     offence_keys = [v for v in offences.split("|") if v] or [""]
@@ -69,36 +61,54 @@ def _date(value: object) -> date:
 
 
 def upgrade() -> None:
+    # A read fixes two of (province, team, offence) and takes every value of the third, over
+    # a run of periods of one grain: each index puts two dimensions, then grain and period,
+    # before the third, so every read is one contiguous range. The primary key serves the
+    # total and the breakdown by offence.
     cube = op.create_table(
         "rpt_cube",
-        *_dimensions(),
-        sa.Column("grain", sa.String(1), primary_key=True),
-        sa.Column("period", sa.Date(), primary_key=True),
+        sa.Column("province", sa.String(2), nullable=False),
+        sa.Column("team", sa.String(100), nullable=False),
+        sa.Column("offence", sa.String(40), nullable=False),
+        sa.Column("grain", sa.String(1), nullable=False),
+        sa.Column("period", sa.Date(), nullable=False),
         *(
             sa.Column(f"m_{m}", sa.BigInteger(), nullable=False, server_default="0")
             for m in METRICS
         ),
+        sa.PrimaryKeyConstraint("province", "team", "grain", "period", "offence"),
         sa.CheckConstraint("grain IN ('m', 'y')", name="ck_rpt_cube_grain"),
     )
-    # The primary key serves the total, by-offence and by-team reads (province fixed); this
-    # one the by-province read (team and offence fixed, every province).
     op.create_index(
-        "ix_rpt_cube_team", "rpt_cube", ["team", "offence", "province", "grain", "period"]
+        "ix_rpt_cube_by_province", "rpt_cube", ["team", "offence", "grain", "period", "province"]
+    )
+    op.create_index(
+        "ix_rpt_cube_by_team", "rpt_cube", ["province", "offence", "grain", "period", "team"]
     )
     cube_duration = op.create_table(
         "rpt_cube_duration",
-        *_dimensions(),
-        sa.Column("measure", sa.String(40), primary_key=True),
-        sa.Column("grain", sa.String(1), primary_key=True),
-        sa.Column("period", sa.Date(), primary_key=True),
-        sa.Column("value", sa.Integer(), primary_key=True),
+        sa.Column("province", sa.String(2), nullable=False),
+        sa.Column("team", sa.String(100), nullable=False),
+        sa.Column("offence", sa.String(40), nullable=False),
+        sa.Column("measure", sa.String(40), nullable=False),
+        sa.Column("grain", sa.String(1), nullable=False),
+        sa.Column("period", sa.Date(), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "province", "team", "grain", "period", "offence", "measure", "value"
+        ),
         sa.CheckConstraint("grain IN ('m', 'y')", name="ck_rpt_cube_duration_grain"),
     )
     op.create_index(
-        "ix_rpt_cube_duration_team",
+        "ix_rpt_cube_duration_by_province",
         "rpt_cube_duration",
-        ["team", "offence", "province", "measure", "grain", "period"],
+        ["team", "offence", "grain", "period", "province"],
+    )
+    op.create_index(
+        "ix_rpt_cube_duration_by_team",
+        "rpt_cube_duration",
+        ["province", "offence", "grain", "period", "team"],
     )
     bind = op.get_bind()
     columns = ", ".join(f"m_{m}" for m in METRICS)
@@ -144,7 +154,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_rpt_cube_duration_team", table_name="rpt_cube_duration")
+    op.drop_index("ix_rpt_cube_duration_by_team", table_name="rpt_cube_duration")
+    op.drop_index("ix_rpt_cube_duration_by_province", table_name="rpt_cube_duration")
     op.drop_table("rpt_cube_duration")
-    op.drop_index("ix_rpt_cube_team", table_name="rpt_cube")
+    op.drop_index("ix_rpt_cube_by_team", table_name="rpt_cube")
+    op.drop_index("ix_rpt_cube_by_province", table_name="rpt_cube")
     op.drop_table("rpt_cube")

@@ -21,11 +21,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import cpu_intake.adapters.tables  # noqa: F401  (registers the tables)
-from cpu_intake.adapters.repository import (
-    BLOCKING_KINDS,
-    ReferralRepository,
-    as_candidate_children,
-)
+from cpu_intake.adapters.repository import ReferralRepository, as_candidate_children
 from cpu_intake.domain.matching import CandidateChildren, rank_matches
 from cpu_intake.domain.referral import ReferralCreate, cambodia_date
 from cpu_intake.domain.triage import default_rules
@@ -295,54 +291,6 @@ async def test_candidates_score_exactly_as_their_full_digests(pg, body, names) -
         (m.referral_id, m.score, m.reasons) for m in expected
     ]
     assert len({m.score for m in got}) > 2  # the variants really score differently
-
-
-async def test_the_one_statement_candidate_search_finds_what_the_four_step_one_does(
-    pg, body, names
-) -> None:
-    """On PostgreSQL the candidate search is one statement; it must choose, order and shape
-    the candidates exactly as the step-by-step search (SQLite's) does: strongest evidence
-    first, ``limit`` of them, never a withdrawn or later referral."""
-    store, intake = pg
-    first = body()
-    child = first["children"][0]
-    variants = [
-        {},
-        {"given_name": names.latin()},
-        {"name_km": None, "date_of_birth": None, "age_estimate": 9},
-        {"village": "Another village", "sex": "male"},
-        {"family_name": child["family_name"][:-1]},
-        {"given_name": names.latin(), "village": "Elsewhere"},
-    ]
-    created = [
-        await referrals.submit(intake, OFFICER, details(body(children=[{**child, **changes}])))
-        for changes in variants
-    ]
-    # Two children in one referral, and a withdrawn one.
-    await referrals.submit(
-        intake, OFFICER, details(body(children=[child, {**child, "sex": "male"}]))
-    )
-    await referrals.withdraw(intake, OFFICER, created[1].id, "made_in_error")
-    probe = await referrals.submit(intake, OFFICER, details(first))
-    await referrals.submit(intake, OFFICER, details(first))  # later: never a candidate
-    async with store.transaction() as session:
-        repo = ReferralRepository(session, intake.protection)
-        probe_digests = await repo.stored_digests(probe.id)
-        row = await repo.get(probe.id)
-        assert row is not None
-        before = (row.submitted_at, row.id)
-        blocking = sorted(
-            {d for c in probe_digests for k, ds in c.items() if k in BLOCKING_KINDS for d in ds}
-        )
-        every = sorted({d for c in probe_digests for ds in c.values() for d in ds})
-        for limit in (100, 3, 1):
-            one = await repo._candidates_in_one_statement(
-                blocking, every, before=before, limit=limit
-            )
-            steps = await repo._candidates_step_by_step(blocking, every, before=before, limit=limit)
-            assert one == steps, limit
-            assert len(one) == min(limit, len(variants))
-    assert created[1].id not in {c.referral_id for c in one}
 
 
 async def test_after_a_master_key_rotation_everything_reads_and_new_writes_use_the_new_key(

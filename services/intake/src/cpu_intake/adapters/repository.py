@@ -653,22 +653,6 @@ class ReferralRepository:
         )
         if not blocking:
             return []
-        every = sorted({digest for child in probe for ds in child.values() for digest in ds})
-        if self.dialect == "postgresql":
-            return await self._candidates_in_one_statement(
-                blocking, every, before=before, limit=limit
-            )
-        return await self._candidates_step_by_step(blocking, every, before=before, limit=limit)
-
-    async def _candidates_step_by_step(
-        self,
-        blocking: Sequence[str],
-        every: Sequence[str],
-        *,
-        before: tuple[datetime, uuid.UUID],
-        limit: int,
-    ) -> list[Candidate]:
-        """:meth:`candidates` in four statements (SQLite; PostgreSQL does the same in one)."""
         submitted_at, referral_id = before
         # Two plain look-ups rather than one join: the digest index alone says who shares
         # what (an index-only scan), the primary key says which of those are eligible. A
@@ -691,6 +675,7 @@ class ReferralRepository:
         ids = [rid for rid in strongest if rid in references][:limit]
         if not ids:
             return []
+        every = sorted({digest for child in probe for ds in child.values() for digest in ds})
         shared: dict[tuple[uuid.UUID, int, str], set[str]] = defaultdict(set)
         result = await self.session.execute(statements["shared"], {"ids": ids, "digests": every})
         for rid, position, kind, digest in result.all():
@@ -705,47 +690,6 @@ class ReferralRepository:
                 tokens[kind] = frozenset(real | stand_ins)
             children[rid].append(tokens)
         return [Candidate(rid, references[rid], children[rid]) for rid in ids]
-
-    async def _candidates_in_one_statement(
-        self,
-        blocking: Sequence[str],
-        every: Sequence[str],
-        *,
-        before: tuple[datetime, uuid.UUID],
-        limit: int,
-    ) -> list[Candidate]:
-        """:meth:`candidates` on PostgreSQL: the same steps (who shares a blocking digest, the
-        ``2 * limit`` with the most evidence, the ``limit`` eligible of those, their shared
-        digests and digest counts) in one statement, one round trip (:data:`_CANDIDATES`)."""
-        submitted_at, referral_id = before
-        result = await self.session.execute(
-            _CANDIDATES,
-            {
-                "blocking": list(blocking),
-                "every": list(every),
-                "kinds": list(BLOCKING_EVIDENCE),
-                "weights": list(BLOCKING_EVIDENCE.values()),
-                "before_at": submitted_at,
-                "before_id": referral_id,
-                "strongest": 2 * limit,
-                "limit": limit,
-            },
-        )
-        references: dict[uuid.UUID, str] = {}
-        children: dict[uuid.UUID, list[dict[str, frozenset[str]]]] = {}
-        for rid, reference, counts, shared in result.all():
-            references[rid] = reference
-            real: dict[str, set[str]] = defaultdict(set)
-            for item in shared:
-                kind, _, digest = item.partition(" ")
-                real[kind].add(digest)
-            tokens = {}
-            for kind, count in decode_counts(counts).items():
-                mine = real.get(kind, set())
-                stand_ins = {f"~{i}" for i in range(count - len(mine))}
-                tokens[kind] = frozenset(mine | stand_ins)
-            children.setdefault(rid, []).append(tokens)
-        return [Candidate(rid, references[rid], children[rid]) for rid in children]
 
 
 def _one_of(column: sa.Column[Any], name: str, postgres: bool) -> sa.ColumnElement[bool]:
@@ -790,66 +734,6 @@ def _candidate_statements(postgres: bool) -> dict[str, sa.Select[Any]]:
 
 
 _CANDIDATE_STATEMENTS = {True: _candidate_statements(True), False: _candidate_statements(False)}
-
-#: The candidate search in one statement (PostgreSQL). Materialised steps, so the planner
-#: follows them in order (the digest index alone says who shares what, the primary key which
-#: of the strongest are eligible) instead of joining everything, misled by the skew of digest
-#: frequencies. Evidence ties are broken by id, as in the step-by-step version (a uuid orders
-#: as its text). One row per child of each chosen referral, strongest first: its digest
-#: counts and the digests it shares with the probe (``"<kind> <digest>"``).
-_CANDIDATES = (
-    sa.text(
-        """
-    WITH sharing AS MATERIALIZED (
-        SELECT DISTINCT d.referral_id, d.kind FROM referral_match_digest AS d
-        WHERE d.digest = ANY(:blocking)
-    ),
-    strongest AS MATERIALIZED (
-        SELECT s.referral_id, sum(coalesce(w.weight, 0)) AS evidence
-        FROM sharing AS s LEFT JOIN unnest(:kinds, :weights) AS w(kind, weight)
-            ON w.kind = s.kind
-        WHERE s.referral_id <> :before_id
-        GROUP BY s.referral_id
-        ORDER BY evidence DESC, s.referral_id
-        LIMIT :strongest
-    ),
-    chosen AS MATERIALIZED (
-        SELECT st.referral_id, st.evidence, r.reference
-        FROM strongest AS st JOIN referral AS r ON r.id = st.referral_id
-        WHERE r.status <> :withdrawn
-            AND (r.submitted_at < :before_at
-                 OR (r.submitted_at = :before_at AND r.id < :before_id))
-        ORDER BY st.evidence DESC, st.referral_id
-        LIMIT :limit
-    )
-    SELECT c.referral_id, c.reference, ch.digest_counts,
-        ARRAY(
-            SELECT d.kind || ' ' || d.digest FROM referral_match_digest AS d
-            WHERE d.referral_id = c.referral_id AND d.child_position = ch.position
-                AND d.digest = ANY(:every)
-        ) AS shared
-    FROM chosen AS c JOIN referral_child AS ch ON ch.referral_id = c.referral_id
-    ORDER BY c.evidence DESC, c.referral_id, ch.position
-    """
-    )
-    .bindparams(
-        sa.bindparam("blocking", type_=postgresql.ARRAY(sa.String())),
-        sa.bindparam("every", type_=postgresql.ARRAY(sa.String())),
-        sa.bindparam("kinds", type_=postgresql.ARRAY(sa.String())),
-        sa.bindparam("weights", type_=postgresql.ARRAY(sa.Float())),
-        sa.bindparam("before_at", type_=sa.DateTime(timezone=True)),
-        sa.bindparam("before_id", type_=sa.Uuid()),
-        sa.bindparam("strongest", type_=sa.Integer()),
-        sa.bindparam("limit", type_=sa.Integer()),
-        sa.bindparam("withdrawn", value=domain.ReferralStatus.WITHDRAWN.value, type_=sa.String()),
-    )
-    .columns(
-        sa.column("referral_id", sa.Uuid()),
-        sa.column("reference", sa.String()),
-        sa.column("digest_counts", sa.String()),
-        sa.column("shared", postgresql.ARRAY(sa.String())),
-    )
-)
 
 
 def _next_sequence(dialect: str) -> sa.Insert:

@@ -64,6 +64,25 @@ def _correlation(request: Request) -> str | None:
     return correlation_id.get()
 
 
+def _audit(
+    session: Any,
+    principal: Principal,
+    request: Request,
+    action: str,
+    record_type: str,
+    record_id: str | None,
+) -> None:
+    """Every read and write of a tip leaves an audit row in the request's transaction."""
+    record_access(
+        session,
+        principal,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        request=request,
+    )
+
+
 def _conflict(exc: WorkflowError) -> HTTPException:
     return HTTPException(409, f"{exc.rule}: {exc}")
 
@@ -118,14 +137,7 @@ async def submit_tip(
                 ],
                 icac.clock(),
             )
-            record_access(
-                session,
-                principal,
-                action="tip.create",
-                record_type="quarantine",
-                record_id=str(qid),
-                request=request,
-            )
+            _audit(session, principal, request, "tip.create", "quarantine", str(qid))
         icac.metrics.reports.labels("api", "rejected").inc()
         return JSONResponse(
             {"detail": exc.reason, "code": exc.code, "quarantine_id": str(qid)}, status_code=422
@@ -140,14 +152,7 @@ async def submit_tip(
     )
     async with runtime.transaction() as session:
         (outcome,) = await ingest(icac, session, [item])
-        record_access(
-            session,
-            principal,
-            action="tip.create",
-            record_type="tip",
-            record_id=str(outcome.tip_id),
-            request=request,
-        )
+        _audit(session, principal, request, "tip.create", "tip", str(outcome.tip_id))
     return JSONResponse(
         {
             "tip_id": str(outcome.tip_id),
@@ -231,14 +236,7 @@ async def list_imports(
 ) -> dict[str, Any]:
     async with runtime_of(request).transaction() as session:
         jobs = await imports.list_jobs(session, limit=limit, offset=offset)
-        record_access(
-            session,
-            principal,
-            action="tip_import.read",
-            record_type="tip_import",
-            record_id=None,
-            request=request,
-        )
+        _audit(session, principal, request, "tip_import.read", "tip_import", None)
     return {"items": jobs, "limit": limit, "offset": offset}
 
 
@@ -252,14 +250,7 @@ async def read_import(
         job = await imports.read_job(session, import_id)
         if job is None:
             raise HTTPException(404, "no such import")
-        record_access(
-            session,
-            principal,
-            action="tip_import.read",
-            record_type="tip_import",
-            record_id=str(import_id),
-            request=request,
-        )
+        _audit(session, principal, request, "tip_import.read", "tip_import", str(import_id))
     return job
 
 
@@ -282,14 +273,7 @@ async def list_tips(
     filters = tips.TipFilters(priority, status, province, provider, report_id, cluster_id)
     async with runtime_of(request).transaction() as session:
         page = await tips.list_tips(session, filters, limit=limit, offset=offset)
-        record_access(
-            session,
-            principal,
-            action="tip.list",
-            record_type="tip",
-            record_id=None,
-            request=request,
-        )
+        _audit(session, principal, request, "tip.list", "tip", None)
     return page
 
 
@@ -305,14 +289,7 @@ async def read_tip(
             tip = await tips.read_tip(icac, session, tip_id)
         except tips.TipNotFound:
             raise HTTPException(404, "no such tip") from None
-        record_access(
-            session,
-            principal,
-            action="tip.read",
-            record_type="tip",
-            record_id=str(tip_id),
-            request=request,
-        )
+        _audit(session, principal, request, "tip.read", "tip", str(tip_id))
     return tip
 
 
@@ -327,14 +304,7 @@ async def read_cluster(
             cluster = await tips.read_cluster(session, cluster_id)
         except tips.TipNotFound:
             raise HTTPException(404, "no such cluster") from None
-        record_access(
-            session,
-            principal,
-            action="cluster.read",
-            record_type="tip_cluster",
-            record_id=str(cluster_id),
-            request=request,
-        )
+        _audit(session, principal, request, "cluster.read", "tip_cluster", str(cluster_id))
     return cluster
 
 
@@ -348,14 +318,7 @@ async def claim_tip(
     try:
         async with runtime_of(request).transaction() as session:
             result = await tips.claim_tip(icac, session, tip_id, principal.user)
-            record_access(
-                session,
-                principal,
-                action="tip.claim",
-                record_type="tip",
-                record_id=str(tip_id),
-                request=request,
-            )
+            _audit(session, principal, request, "tip.claim", "tip", str(tip_id))
     except tips.TipNotFound:
         raise HTTPException(404, "no such tip") from None
     except WorkflowError as exc:
@@ -382,14 +345,7 @@ async def release_tip(
     try:
         async with runtime_of(request).transaction() as session:
             result = await tips.release_tip(icac, session, tip_id, principal.user, force=force)
-            record_access(
-                session,
-                principal,
-                action="tip.release",
-                record_type="tip",
-                record_id=str(tip_id),
-                request=request,
-            )
+            _audit(session, principal, request, "tip.release", "tip", str(tip_id))
     except tips.TipNotFound:
         raise HTTPException(404, "no such tip") from None
     except WorkflowError as exc:
@@ -427,14 +383,7 @@ async def dispose_tip(
                 duplicate_of=body.duplicate_of,
                 correlation_id=_correlation(request),
             )
-            record_access(
-                session,
-                principal,
-                action="tip.dispose",
-                record_type="tip",
-                record_id=str(tip_id),
-                request=request,
-            )
+            _audit(session, principal, request, "tip.dispose", "tip", str(tip_id))
     except tips.TipNotFound:
         raise HTTPException(404, "no such tip") from None
     except WorkflowError as exc:
@@ -458,14 +407,7 @@ async def list_quarantine(
         page = await quarantine.list_quarantine(
             session, import_id=import_id, source=source, limit=limit, offset=offset
         )
-        record_access(
-            session,
-            principal,
-            action="quarantine.read",
-            record_type="quarantine",
-            record_id=None,
-            request=request,
-        )
+        _audit(session, principal, request, "quarantine.read", "quarantine", None)
     return page
 
 
@@ -480,14 +422,7 @@ async def read_quarantined(
         found = await quarantine.read_quarantined(icac, session, quarantine_id)
         if found is None:
             raise HTTPException(404, "no such quarantined report")
-        record_access(
-            session,
-            principal,
-            action="quarantine.read",
-            record_type="quarantine",
-            record_id=str(quarantine_id),
-            request=request,
-        )
+        _audit(session, principal, request, "quarantine.read", "quarantine", str(quarantine_id))
     return found
 
 
@@ -500,14 +435,7 @@ async def list_hash_sets(
 ) -> dict[str, Any]:
     async with runtime_of(request).transaction() as session:
         found = await hash_sets.list_hash_sets(session)
-        record_access(
-            session,
-            principal,
-            action="hash_set.list",
-            record_type="hash_set",
-            record_id=None,
-            request=request,
-        )
+        _audit(session, principal, request, "hash_set.list", "hash_set", None)
     return {"items": found}
 
 
@@ -580,14 +508,7 @@ async def upload_hash_set(
         stored = await hash_sets.store_hash_set(
             session, parsed, data=data, user=principal.user, now=icac.clock()
         )
-        record_access(
-            session,
-            principal,
-            action="hash_set.upload",
-            record_type="hash_set",
-            record_id=str(stored.id),
-            request=request,
-        )
+        _audit(session, principal, request, "hash_set.upload", "hash_set", str(stored.id))
     log.info(
         "hash set stored",
         hash_set_id=str(stored.id),

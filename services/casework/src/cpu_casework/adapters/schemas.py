@@ -154,6 +154,8 @@ class ChildPublic(BaseModel):
 
 
 class AssignmentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     team: str
     investigator_id: str | None
     province_code: str | None
@@ -165,6 +167,8 @@ class AssignmentPublic(BaseModel):
 
 
 class TransitionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     from_status: str
     to_status: str
     at: datetime
@@ -183,6 +187,8 @@ class SuspectPublic(BaseModel):
 
 
 class ArrestPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     suspect_id: str
     arrested_on: date
     recorded_at: datetime
@@ -198,6 +204,8 @@ class OffencePublic(BaseModel):
 
 
 class ChargePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     suspect_id: str
     offence_codes: list[str]
     charged_on: date
@@ -207,11 +215,15 @@ class ChargePublic(BaseModel):
 
 
 class SentencePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     years: int
     months: int
 
 
 class CourtOutcomePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     suspect_id: str
     outcome: str
     offence_codes: list[str]
@@ -223,6 +235,8 @@ class CourtOutcomePublic(BaseModel):
 
 
 class VictimServicePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from the domain's records
+
     child_id: str
     service: str
     provider_code: str

@@ -16,7 +16,6 @@ from cpu_casework.adapters.schemas import (
     CourtOutcomePublic,
     EvidencePublic,
     FirstContactPublic,
-    SentencePublic,
     SuspectDetails,
     SuspectPublic,
     TimelineEntry,
@@ -115,31 +114,8 @@ def case_detail(
         needs_hit_assignment=case.needs_hit_assignment,
         allowed_transitions=case.allowed_transitions(),
         children=children,
-        assignments=[
-            AssignmentPublic(
-                team=a.team,
-                investigator_id=a.investigator_id,
-                province_code=a.province_code,
-                assigned_at=a.assigned_at,
-                assigned_by=a.assigned_by,
-                reassignment=a.reassignment,
-                reason_code=a.reason_code,
-                reason_text=a.reason_text,
-            )
-            for a in case.assignments
-        ],
-        transitions=[
-            TransitionPublic(
-                from_status=t.from_status,
-                to_status=t.to_status,
-                at=t.at,
-                by=t.by,
-                reason_code=t.reason_code,
-                reason_text=t.reason_text,
-                cycle=t.cycle,
-            )
-            for t in case.transitions
-        ],
+        assignments=[AssignmentPublic.model_validate(a) for a in case.assignments],
+        transitions=[TransitionPublic.model_validate(t) for t in case.transitions],
         suspects=[
             SuspectPublic(
                 suspect_id=s.suspect_id,
@@ -149,53 +125,10 @@ def case_detail(
             )
             for s in case.suspects.values()
         ],
-        arrests=[
-            ArrestPublic(
-                suspect_id=a.suspect_id,
-                arrested_on=a.arrested_on,
-                recorded_at=a.recorded_at,
-                recorded_by=a.recorded_by,
-                cycle=a.cycle,
-            )
-            for a in case.arrests
-        ],
-        charges=[
-            ChargePublic(
-                suspect_id=c.suspect_id,
-                offence_codes=list(c.offence_codes),
-                charged_on=c.charged_on,
-                recorded_at=c.recorded_at,
-                recorded_by=c.recorded_by,
-                cycle=c.cycle,
-            )
-            for c in case.charges
-        ],
-        court_outcomes=[
-            CourtOutcomePublic(
-                suspect_id=o.suspect_id,
-                outcome=o.outcome,
-                offence_codes=list(o.offence_codes),
-                sentence=SentencePublic(years=o.sentence.years, months=o.sentence.months)
-                if o.sentence
-                else None,
-                decided_on=o.decided_on,
-                recorded_at=o.recorded_at,
-                recorded_by=o.recorded_by,
-                cycle=o.cycle,
-            )
-            for o in case.court_outcomes
-        ],
-        victim_services=[
-            VictimServicePublic(
-                child_id=v.child_id,
-                service=v.service,
-                provider_code=v.provider_code,
-                provided_on=v.provided_on,
-                recorded_at=v.recorded_at,
-                recorded_by=v.recorded_by,
-            )
-            for v in case.victim_services
-        ],
+        arrests=[ArrestPublic.model_validate(a) for a in case.arrests],
+        charges=[ChargePublic.model_validate(c) for c in case.charges],
+        court_outcomes=[CourtOutcomePublic.model_validate(o) for o in case.court_outcomes],
+        victim_services=[VictimServicePublic.model_validate(v) for v in case.victim_services],
         evidence=[
             EvidencePublic(
                 item_id=i.item_id,

@@ -254,6 +254,10 @@ async def test_an_investigation_from_opening_to_conviction(casework) -> None:
     final = await move("closed_convicted", "court_judgment")
     assert final["status"] == "closed_convicted"
     assert final["court_outcomes"][0]["sentence"] == {"years": 12, "months": 6}
+    assert [(a["suspect_id"], a["arrested_on"]) for a in final["arrests"]] == [(suspect_id, today)]
+    assert [c["offence_codes"] for c in final["charges"]] == [["CC-2009-art-239"]]
+    assert final["court_outcomes"][0]["outcome"] == "convicted"
+    assert [t["to_status"] for t in final["transitions"]][-1] == "closed_convicted"
     kinds = [entry["kind"] for entry in final["timeline"]]
     assert kinds[0] == "opened" and kinds.count("status_changed") == 6
 

@@ -29,7 +29,7 @@ from cpu_reporting.adapters.store import (
     replace_all,
     save_facts,
 )
-from cpu_reporting.adapters.tables import distinct, duration, rollup
+from cpu_reporting.adapters.tables import cube_distinct, distinct, duration, rollup
 from cpu_reporting.domain.contributions import (
     METRIC_INDEX,
     METRICS,
@@ -117,6 +117,10 @@ QUERIES = [
     Query(date(2023, 2, 10), date(2024, 3, 31), team="OVCS", offence="CC-2009-art-240"),
     Query(date(2023, 1, 1), date(2024, 6, 30), province="17", team="FST"),
     Query(date(2023, 2, 14), date(2023, 11, 3), province="12", offence="LSHTSE-2008-art-15"),
+    # Distinct children: a mid-month start, months, then a whole year from yearly rows.
+    Query(date(2023, 7, 12), date(2024, 12, 31)),
+    Query(date(2023, 7, 1), date(2024, 12, 31), province="01"),
+    Query(date(2023, 9, 30), date(2023, 10, 1)),
 ]
 
 
@@ -288,6 +292,26 @@ async def test_the_migration_fills_the_cube_from_the_rows_held(
     )
     config = alembic_config("cpu_reporting.migrations", url)
     await asyncio.to_thread(command.upgrade, config, "reporting_0003")
-    await load_before_the_cube(url, random_facts(random.Random(3), 250))
+    facts = random_facts(random.Random(3), 250)
+    await load_before_the_cube(url, facts)
     await apply_migrations("cpu_reporting.migrations", url)
     assert await assert_same_documents(url) == 2 * len(QUERIES)
+    # 0005 filled the distinct-children cube with what a rebuild writes, row for row.
+    rows = RollupRows()
+    for f in facts:
+        contribute(f, rows)
+    expected = {key: n for key, n in rows.children().items() if n}
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            held = {
+                (m, p, t, o, g, _day(period), _day(prev)): int(n)
+                for m, p, t, o, g, period, prev, n in await conn.execute(sa.select(cube_distinct))
+            }
+    finally:
+        await engine.dispose()
+    assert held == expected and len(held) > 100
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

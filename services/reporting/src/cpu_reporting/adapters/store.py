@@ -23,6 +23,7 @@ from cpu_reporting.adapters.tables import (
     DIMENSION_COLUMNS,
     aggregate,
     cube,
+    cube_distinct,
     cube_duration,
     distinct,
     duration,
@@ -33,9 +34,11 @@ from cpu_reporting.domain.contributions import (
     ALL,
     MEASURES,
     METRICS,
+    ChildKey,
     Delta,
     Dims,
     cube_keys,
+    first_days,
     set_members,
 )
 from cpu_reporting.domain.facts import Facts, facts_from_json
@@ -48,7 +51,10 @@ DISTINCT_COLUMNS = ("metric", "case_id", "subject_id", "day", *DIMENSION_COLUMNS
 CUBE_KEY = (*CUBE_COLUMNS, "grain", "period")
 CUBE_DURATION_KEY = (*CUBE_COLUMNS, "measure", "grain", "period", "value")
 
+CUBE_DISTINCT_KEY = ("metric", *CUBE_COLUMNS, "grain", "period", "prev")
+
 CubeCounts = dict[tuple[str, str, str, str, date], list[int]]
+CubeChildren = dict[tuple[str, str, str, str, str, date, date], int]  # (metric, *ChildKey)
 CubeDurations = dict[tuple[str, str, str, str, str, date, int], int]
 
 AggregateKey = tuple[str, str]  # (kind, pseudonym)
@@ -196,6 +202,16 @@ class RollupRows:
                     durations[hkey] = durations.get(hkey, 0) + n
         return counts, durations
 
+    def children(self) -> CubeChildren:
+        """The distinct-children cube rows of every child in :attr:`distincts`."""
+        by_child: dict[tuple[str, str], list[tuple[date, str, str, str]]] = {}
+        for metric, _source, subject, day, province, teams, offences in self.distincts:
+            by_child.setdefault((metric, subject), []).append((day, province, teams, offences))
+        out: CubeChildren = {}
+        for (metric, _), held in by_child.items():
+            _add_children(out, metric, first_days(held), 1)
+        return out
+
     @classmethod
     def of_delta(cls, delta: Delta) -> RollupRows:
         rows = cls()
@@ -207,6 +223,12 @@ class RollupRows:
 
 
 _METRIC_INDEX = {m: i for i, m in enumerate(METRICS)}
+
+
+def _add_children(out: CubeChildren, metric: str, rows: dict[ChildKey, int], sign: int) -> None:
+    for key, n in rows.items():
+        full = (metric, *key)
+        out[full] = out.get(full, 0) + sign * n
 
 
 def _dims(dims: Dims) -> tuple[str, str, str]:
@@ -264,6 +286,7 @@ async def apply_delta(session: AsyncSession, delta: Delta) -> None:
             set_={"n": cube_duration.c.n + stmt.excluded.n},
         )
         await session.execute(stmt, cube_duration_rows)
+    await _apply_children(session, delta)
     for metric, subject, day, _, source in sorted(delta.distinct_removed, key=_distinct_order):
         await session.execute(
             sa.delete(distinct).where(
@@ -282,6 +305,62 @@ async def apply_delta(session: AsyncSession, delta: Delta) -> None:
                 for m, subj, day, dims, src in sorted(delta.distinct_added, key=_distinct_order)
             ],
         )
+
+
+async def _apply_children(session: AsyncSession, delta: Delta) -> None:
+    """Recompute the distinct-children cube rows of every child the delta touches: its rows
+    before (from ``rpt_distinct`` as held) and after (with the delta's removals and additions,
+    as the statements after this one apply them), and add the difference."""
+    touched = sorted({(m, subj) for m, subj, *_ in delta.distinct_removed | delta.distinct_added})
+    if not touched:
+        return
+    # (metric, subject) -> (case, day) -> dimensions, as rpt_distinct holds them.
+    held: dict[tuple[str, str], dict[tuple[str, date], tuple[str, str, str]]] = {
+        key: {} for key in touched
+    }
+    by_metric: dict[str, list[str]] = {}
+    for metric, subject in touched:
+        by_metric.setdefault(metric, []).append(subject)
+    for metric, subjects in by_metric.items():
+        for start in range(0, len(subjects), 1000):
+            stmt = sa.select(
+                distinct.c.subject_id,
+                distinct.c.case_id,
+                distinct.c.day,
+                distinct.c.province,
+                distinct.c.teams,
+                distinct.c.offences,
+            ).where(
+                distinct.c.metric == metric,
+                distinct.c.subject_id.in_(subjects[start : start + 1000]),
+            )
+            for subject, case_id, day, province, teams, offences in await session.execute(stmt):
+                held[(metric, subject)][(case_id, _date(day))] = (province, teams, offences)
+    after = {key: dict(rows) for key, rows in held.items()}
+    for metric, subject, day, _, source in delta.distinct_removed:
+        after[(metric, subject)].pop((source, day), None)
+    for metric, subject, day, dims, source in delta.distinct_added:
+        # Inserted with ON CONFLICT DO NOTHING: a row still held keeps its dimensions.
+        after[(metric, subject)].setdefault((source, day), _dims(dims))
+    changes: CubeChildren = {}
+    for key in touched:
+        metric = key[0]
+        before_rows = [(day, *dims) for (_, day), dims in held[key].items()]
+        after_rows = [(day, *dims) for (_, day), dims in after[key].items()]
+        _add_children(changes, metric, first_days(before_rows), -1)
+        _add_children(changes, metric, first_days(after_rows), 1)
+    records = [
+        dict(zip(CUBE_DISTINCT_KEY, key, strict=True)) | {"n": n}
+        for key, n in sorted(changes.items())
+        if n
+    ]
+    if records:
+        stmt = _insert(session, cube_distinct)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(CUBE_DISTINCT_KEY),
+            set_={"n": cube_distinct.c.n + stmt.excluded.n},
+        )
+        await session.execute(stmt, records)
 
 
 def _distinct_order(item: tuple[str, str, date, Dims, str]) -> tuple[str, str, str, date]:
@@ -701,8 +780,45 @@ class _Reader:
                     self._hist(dimension, key, measure, int(value), int(n))
 
     async def children(self) -> dict[str, dict[str, int]]:
-        """Distinct children given legal representation, per value of every dimension (not
-        additive, so never pre-aggregated): counted in PostgreSQL, or here from one read."""
+        """Distinct children given legal representation, per value of every dimension, from
+        the distinct-children cube: per slice, the rows of the period's days, months and years
+        whose child's previous day is before the period. A breakdown by the very team or
+        offence the query filters on is not in the cube: it counts the filtered rows."""
+        query = self.query
+        parts: list[Segment] = []
+        for segment in segments(query.start, query.end):
+            parts.extend(year_segments(segment) if segment.grain == "m" else [segment])
+        out: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
+        if not parts:
+            return out
+        t = cube_distinct
+        for dimension, column, where in self._cube_slices(t):
+            group = column if column is not None else sa.literal("", sa.String())
+            stmt = (
+                sa.select(group, sa.cast(sa.func.sum(t.c.n), sa.BigInteger))
+                .where(
+                    t.c.metric == "children_legal_representation",
+                    _grains_clause(t, parts),
+                    t.c.prev < query.start,
+                    *where,
+                )
+                .group_by(group)
+            )
+            for key, n in await self.session.execute(stmt):
+                if n:
+                    out[dimension][key] = int(n)
+        if query.province is not None and "" in out["total"]:
+            out["province"] = {query.province: out["total"][""]}
+        filtered = [d for d in ("team", "offence") if getattr(query, d) is not None]
+        if filtered:
+            counted = await self._children_of_rows()
+            for dimension in filtered:
+                out[dimension] = counted[dimension]
+        return out
+
+    async def _children_of_rows(self) -> dict[str, dict[str, int]]:
+        """Distinct children per value of every dimension from the filtered ``rpt_distinct``
+        rows: counted in PostgreSQL, or here from one read."""
         if _dialect(self.session) == "postgresql":
             return await self._children_counted()
         stmt = (
@@ -823,7 +939,7 @@ async def replace_all(
     """Empty the projection and fill it anew, inside the caller's transaction (which holds the
     write lock): readers see the old figures or the new ones, never a mix or a double count."""
     postgres = _dialect(session) == "postgresql"
-    tables = [aggregate, rollup, duration, distinct, cube, cube_duration]
+    tables = [aggregate, rollup, duration, distinct, cube, cube_duration, cube_distinct]
     if postgres:
         await session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables)))
     else:
@@ -836,6 +952,7 @@ async def replace_all(
     cube_counts, cube_durations = rows.cube()
     cube_records = [(*key, *counts) for key, counts in sorted(cube_counts.items()) if any(counts)]
     cube_duration_records = [(*key, n) for key, n in sorted(cube_durations.items()) if n]
+    children_records = [(*key, n) for key, n in sorted(rows.children().items()) if n]
     batches: list[tuple[sa.Table, Sequence[str], list[tuple[Any, ...]]]] = [
         (aggregate, ("kind", "aggregate_id", "facts"), fact_records),
         (rollup, (*ROLLUP_KEY, *METRIC_COLUMNS), count_records),
@@ -843,6 +960,7 @@ async def replace_all(
         (distinct, DISTINCT_COLUMNS, distinct_records),  # type: ignore[list-item]
         (cube, (*CUBE_KEY, *METRIC_COLUMNS), cube_records),
         (cube_duration, (*CUBE_DURATION_KEY, "n"), cube_duration_records),
+        (cube_distinct, (*CUBE_DISTINCT_KEY, "n"), children_records),
     ]
     if postgres:
         connection = await session.connection()

@@ -16,6 +16,11 @@
   :func:`~cpu_reporting.domain.contributions.cube_keys`), so a summary of whole months reads
   the few hundred rows of its answer by equality rather than scanning the set-keyed cells.
   Derived from the monthly ``rpt_rollup``/``rpt_duration`` rows in the same transaction.
+* ``rpt_cube_distinct``: the distinct children (``rpt_distinct``) per cube key, day, month
+  and year, as additive rows: each child's day under a key adds 1 to ``(key, grain, period,
+  prev)``, ``prev`` being the child's previous day under that key (see
+  :func:`~cpu_reporting.domain.contributions.first_days`); the children of ``[start, end]`` are
+  the sum over its periods where ``prev < start``. Kept per child in the same transaction.
 * ``rpt_projection_lock``: one row; every write of the projection updates it first, so writers
   (four consumer groups, a rebuild) take turns and never compute from a stale read.
 """
@@ -125,4 +130,15 @@ cube_duration = sa.Table(
     sa.Column("n", sa.BigInteger(), nullable=False),
 )
 
-PROJECTION_TABLES = (aggregate, rollup, duration, distinct, cube, cube_duration)
+cube_distinct = sa.Table(
+    "rpt_cube_distinct",
+    metadata,
+    sa.Column("metric", sa.String(40), primary_key=True),
+    *_cube_dimensions(),
+    sa.Column("grain", sa.String(1), primary_key=True),
+    sa.Column("period", sa.Date(), primary_key=True),
+    sa.Column("prev", sa.Date(), primary_key=True),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+)
+
+PROJECTION_TABLES = (aggregate, rollup, duration, distinct, cube, cube_duration, cube_distinct)

@@ -133,6 +133,53 @@ def cube_keys(province: str, teams: str, offences: str) -> list[tuple[str, str, 
     return [(p, t, o) for p in provinces for t in team_keys for o in offence_keys]
 
 
+#: ``prev`` of a child's first day under a cube key: before every period.
+NO_PREVIOUS = date.min
+
+#: A row of the distinct-children cube: (province, team, offence, grain, period, prev).
+ChildKey = tuple[str, str, str, str, date, date]
+
+
+def first_days(days_with_dims: Iterable[tuple[date, str, str, str]]) -> dict[ChildKey, int]:
+    """One child's rows of the distinct-children cube, from the days and dimensions of its
+    rows of one distinct figure (every case it appears in).
+
+    A child is counted in ``[start, end]`` under a cube key when one of its days under that key
+    falls in the period; counting, of those days, only the ones whose previous day under the
+    key (``prev``) is before ``start`` counts each child once. So each day becomes a row
+    ``(key, grain, period, prev)`` adding 1, and a read sums ``n`` over the periods of its
+    segments where ``prev < start``: additive, and its size follows the periods and keys, not
+    the number of children. Grain ``d`` keeps every day; ``m`` (``y``) only the days whose
+    previous day is in an earlier month (year): a later one is never before a whole month's
+    (year's) query start.
+    """
+    by_key: dict[tuple[str, str, str], set[date]] = {}
+    expanded: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    for day, province, teams, offences in days_with_dims:
+        dims = (province, teams, offences)
+        keys = expanded.get(dims)
+        if keys is None:
+            keys = expanded[dims] = cube_keys(*dims)
+        for key in keys:
+            by_key.setdefault(key, set()).add(day)
+    rows: dict[ChildKey, int] = {}
+    for (p, t, o), days in by_key.items():
+        prev = NO_PREVIOUS
+        for day in sorted(days):
+            month = day.replace(day=1)
+            year = month.replace(month=1)
+            for grain, period, kept in (
+                ("d", day, True),
+                ("m", month, prev < month),
+                ("y", year, prev < year),
+            ):
+                if kept:
+                    row = (p, t, o, grain, period, prev)
+                    rows[row] = rows.get(row, 0) + 1
+            prev = day
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class Dims:
     province: str

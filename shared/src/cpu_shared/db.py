@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -20,13 +21,21 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+#: A pooled connection idle for longer than this is checked (one round trip) before use.
+PING_IDLE_SECONDS = 1.0
+_RETURNED_AT = "cpu_returned_at"
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so relay and handlers can share it."""
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so relay and handlers can share it.
+
+    On PostgreSQL at most ``pool_size`` connections, each kept open once opened (no overflow):
+    an overflow connection is closed when it comes back, so every burst of load paid for new
+    connections (connect, type introspection, every statement prepared again)."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -42,14 +51,23 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info[_RETURNED_AT] = time.monotonic()
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _ping(dbapi_conn, _record, _proxy):  # type: ignore[no-untyped-def]
-        # Pessimistic disconnect handling in one round trip. SQLAlchemy's own pre-ping for
+    def _ping(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        # Pessimistic disconnect handling in one round trip, for a connection that sat idle
+        # in the pool (where a restart or a firewall's idle timeout kills connections); one
+        # that worked a moment ago is not checked again. SQLAlchemy's own pre-ping for
         # asyncpg takes three (BEGIN, ``;``, ROLLBACK: a transaction for pgbouncer's
-        # transaction mode, which no deployment here uses) on every checkout, i.e. on every
-        # transaction. A dead connection is discarded and the pool hands out another.
+        # transaction mode, which no deployment here uses). A dead connection is discarded
+        # and the pool hands out another.
+        returned = record.info.get(_RETURNED_AT)
+        if returned is not None and time.monotonic() - returned < PING_IDLE_SECONDS:
+            return
         try:
             dbapi_conn.run_async(lambda connection: connection.fetchrow(";"))
         except Exception as exc:

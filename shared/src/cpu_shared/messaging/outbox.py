@@ -40,6 +40,8 @@ log = get_logger(__name__)
 
 # Any fixed number: the relays of one service database contend for the same lock.
 _RELAY_LOCK_KEY = 0x0C0_0A7B0
+#: The backlog gauges are refreshed from the store at most this often while rows flow.
+METRICS_REFRESH_SECONDS = 1.0
 
 
 def enqueue(session: AsyncSession, topic: str, envelope: EventEnvelope) -> None:
@@ -216,6 +218,8 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._is_postgres = engine.dialect.name == "postgresql"
         self._producer: KafkaOutboxProducer | None = None
+        self._lock_held_elsewhere = False
+        self._metrics_due = 0.0
 
     def use_producer(self, producer: KafkaOutboxProducer, *, batch_size: int | None = None) -> None:
         """Publish through ``producer`` (started on first use, stopped when the relay stops)
@@ -243,6 +247,8 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
+            # Cleared before the claim, so a commit during the cycle wakes the next one.
+            self._wakeup.clear()
             try:
                 sent = await self.publish_pending()
                 backoff = 0.1
@@ -256,16 +262,27 @@ class OutboxRelay:
                     error=type(exc).__name__,
                     backoff_s=round(backoff, 2),
                 )
-                await self._sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            if sent == 0:
-                await self._sleep(self._idle_interval)
+            if self._lock_held_elsewhere:
+                # Another instance is publishing: look again after the interval, not on
+                # each of this instance's commits (each retry would be a wasted round trip).
+                await self._pause(self._idle_interval)
+            elif sent < self._batch_size:
+                await self._wait(self._idle_interval)
 
-    async def _sleep(self, seconds: float) -> None:
-        self._wakeup.clear()
+    async def _wait(self, seconds: float) -> None:
+        """Until a commit notifies (or has since the cycle began), at most ``seconds``."""
         try:
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _pause(self, seconds: float) -> None:
+        """``seconds``, or less if the relay is stopped."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
 
@@ -276,7 +293,8 @@ class OutboxRelay:
                 got = await session.execute(
                     sa.select(sa.func.pg_try_advisory_xact_lock(_RELAY_LOCK_KEY))
                 )
-                if not got.scalar():
+                self._lock_held_elsewhere = not got.scalar()
+                if self._lock_held_elsewhere:
                     return 0
             else:
                 # SQLite has no row locks: a no-op write takes the database's write lock first,
@@ -298,7 +316,11 @@ class OutboxRelay:
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             if not rows:
-                await self._refresh_metrics(session)
+                # Nothing unsent is visible (no other relay holds rows: the lock is ours):
+                # the backlog is empty without counting it.
+                if self._metrics:
+                    self._metrics.backlog.set(0)
+                    self._metrics.oldest_age.set(0)
                 return 0
             if self._producer is not None:
                 futures = await self._producer.publish_many(
@@ -331,12 +353,16 @@ class OutboxRelay:
             if self._metrics:
                 for topic, count in Tally(row.topic for row in rows).items():
                     self._metrics.published.labels(self._service, topic).inc(count)
-                await self._refresh_metrics(session)
+                if time.monotonic() >= self._metrics_due:
+                    await self._refresh_metrics(session)
         return len(rows)
 
     async def _refresh_metrics(self, session: AsyncSession) -> None:
+        """The backlog gauges, from a count of unsent rows: at most once a second, since at
+        a high rate it would otherwise run on every cycle."""
         if not self._metrics:
             return
+        self._metrics_due = time.monotonic() + METRICS_REFRESH_SECONDS
         count, oldest = (
             await session.execute(
                 sa.select(sa.func.count(), sa.func.min(OutboxMessage.created_at)).where(

@@ -71,6 +71,11 @@ _REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
 _PROVINCE = re.compile(r"^(0[1-9]|1[0-9]|2[0-5])$")  # CONTRACT.md section 6: 01 to 25
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # ids only: printable ASCII, no spaces
 _TEAM = re.compile(r"^[\x21-\x7e]{1,100}$")
+#: A verified token is trusted again without its signature check for at most this long (and
+#: never past its ``exp``): officers send the same token with every request. No longer than
+#: the JWKS cache, so a key withdrawn by the provider stops working as soon as it did before.
+VERIFIED_TOKEN_SECONDS = 60.0
+_VERIFIED_TOKENS_MAX = 4096
 
 
 class AuthSettings(BaseSettings):
@@ -308,6 +313,10 @@ class TokenVerifier:
             log.warning(
                 "authentication uses the local development signing key", key_id=self._dev_kid
             )
+        # SHA-256 of a verified token -> (its principal, its exp, trusted until): the
+        # signature check is most of a request's authentication cost. Digests, not tokens,
+        # so no token is kept.
+        self._verified: dict[bytes, tuple[Principal, float, float]] = {}
 
     @property
     def may_block(self) -> bool:
@@ -322,6 +331,34 @@ class TokenVerifier:
         """
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise AuthenticationError("token malformed")
+        known = self._known(token)
+        if known is not None:
+            return known
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        self._verified[_token_digest(token)] = (
+            principal,
+            expires,
+            time.time() + min(VERIFIED_TOKEN_SECONDS, self.settings.jwks_cache_seconds),
+        )
+        return principal
+
+    def _known(self, token: str) -> Principal | None:
+        """The principal of a token verified a moment ago and not expired since, else None."""
+        known = self._verified.get(_token_digest(token))
+        if known is None:
+            return None
+        principal, expires, trusted_until = known
+        now = time.time()
+        # PyJWT's exp rule; an expired token goes through the full verification, which
+        # refuses it with its reason.
+        if now < trusted_until and expires > now - self.settings.leeway_seconds:
+            return principal
+        return None
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
+        """The full check: header, key, signature and claims; the principal and its exp."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -371,11 +408,13 @@ class TokenVerifier:
             raise AuthenticationError("token signing key not usable") from None
         except jwt.InvalidTokenError:
             raise AuthenticationError("token invalid") from None
-        return self._principal(claims)
+        return self._principal(claims), float(claims["exp"])
 
     async def verify_async(self, token: str) -> Principal:
         """:meth:`verify` without blocking the event loop when a JWKS fetch may happen."""
         if self.may_block:
+            if token and len(token) <= MAX_TOKEN_CHARS and (known := self._known(token)):
+                return known  # no thread hop for a token verified a moment ago
             return await asyncio.to_thread(self.verify, token)
         return self.verify(token)
 
@@ -431,6 +470,10 @@ class TokenVerifier:
             provinces=provinces,
             token_id=jti if isinstance(jti, str) and len(jti) <= 200 else None,
         )
+
+
+def _token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _claim_path(claims: dict[str, Any], path: str) -> Any:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI
 
 from cpu_shared.security.auth import (
+    AuthenticationError,
     AuthSettings,
     DevKeysDisabledError,
     Principal,
@@ -467,3 +468,49 @@ async def test_injected_jwks_client(tmp_path: Path) -> None:
     )
     assert verifier.verify(token).roles == frozenset({"ops"})
     assert not (tmp_path / "x.pem").exists()  # the JWKS path never creates a dev key
+
+
+def test_a_verified_token_is_trusted_again_until_its_window_or_exp_ends(
+    settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cpu_shared.security.auth as auth
+
+    verifier = TokenVerifier(settings)
+    full_checks: list[str] = []
+    real_verify = verifier._verify
+
+    def counting(token: str) -> tuple[Principal, float]:
+        full_checks.append(token)
+        return real_verify(token)
+
+    monkeypatch.setattr(verifier, "_verify", counting)
+    now = time.time()
+    token = sign_dev(settings, dev_claims(settings, exp=int(now) + 600))
+    short = sign_dev(settings, dev_claims(settings, exp=int(now) + 5, jti="t-2"))
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first
+    assert len(full_checks) == 1  # the second request skipped the signature check
+
+    # Past the trust window: checked in full again (auth.time is the time module: PyJWT's
+    # own clock is not moved, so the token still verifies).
+    monkeypatch.setattr(auth.time, "time", lambda: now + auth.VERIFIED_TOKEN_SECONDS + 1)
+    assert verifier.verify(token) == first
+    assert len(full_checks) == 2
+
+    # A token whose exp (plus leeway) has passed is never answered from what was verified.
+    monkeypatch.setattr(auth.time, "time", lambda: now)
+    verifier.verify(short)
+    assert verifier._known(short) is not None
+    monkeypatch.setattr(auth.time, "time", lambda: now + 5 + settings.leeway_seconds + 1)
+    assert verifier._known(short) is None
+
+
+def test_a_refused_token_is_not_remembered(settings: AuthSettings) -> None:
+    verifier = TokenVerifier(settings)
+    expired = sign_dev(
+        settings, dev_claims(settings, exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)
+    )
+    for _ in range(2):
+        with pytest.raises(AuthenticationError, match="token expired"):
+            verifier.verify(expired)
+    assert verifier._known(expired) is None

@@ -6,14 +6,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 
+from cpu_icac.domain.jurisdiction import assess_jurisdiction
 from cpu_icac.domain.linking import (
     IpSighting,
+    PhoneReading,
     SubjectLinker,
     TipIdentifiers,
     normalise_email,
@@ -21,6 +25,8 @@ from cpu_icac.domain.linking import (
     normalise_ip,
     normalise_phone,
     normalise_screen_name,
+    read_phone,
+    read_phones,
     tip_identifiers,
 )
 from cpu_icac.domain.parsing import parse_tip_file
@@ -217,3 +223,44 @@ def test_helpers() -> None:
     assert normalise_phone("12345678", "KH") == "+85512345678"
     assert normalise_screen_name("\uff34eacher_SR") != normalise_screen_name("teacher_sr")
     assert normalise_ip("nonsense") is None
+
+
+def _two_parses(value: str) -> tuple[str | None, str | None]:
+    """What linking and jurisdiction did before one parse served both."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(value, None))
+    except phonenumbers.NumberParseException:
+        region = None
+    return normalise_phone(value, "KH"), region
+
+
+def _phone_strings() -> list[str]:
+    rng = random.Random(8)
+    out = [
+        "+855 12 345 678", "012 345 678", "0012 345 678", "00855 12 345 678", "+1 202 555 0100",
+        "\uff0b855 12 345 678", "tel:+85512345678", "+855-12-345-678 ext. 12", "+999 123", "+", "",
+        "(+855) 97-000-111", "011 855 12 345 678", "+0 12", "++855 12 345 678", "+1 (800) FLOWERS",
+        "\uff100\uff10\uff0e00\uff0e\uff0e0x\uff0b ", "+855 0 12 345 678", "+800 1234 5678",
+        "0085512345678",
+    ]  # fmt: skip
+    chars = "+0123456789 -()x\uff0e\uff0b\uff10\u0661"
+    codes = ["855", "1", "44", "66", "84", "86", "7", "856", "95", "800", "979"]
+    for _ in range(5000):
+        out.append("".join(rng.choice(chars) for _ in range(rng.randrange(1, 18))))
+        digits = "".join(rng.choice("0123456789 ") for _ in range(rng.randrange(3, 14)))
+        out.append(f"+{rng.choice(codes)} {digits}")
+    return out
+
+
+def test_one_phone_parse_gives_what_two_did() -> None:
+    # Linking (E.164 as of Cambodia) and jurisdiction (the region of a "+" number) once read
+    # every number twice; read_phone reads it once and must give both the same answers.
+    for value in _phone_strings():
+        reading = read_phone(value)
+        assert (reading.e164, reading.region) == _two_parses(value), value
+    report = tip("r1", phones=["+855 12 345 678", "012 999 888", "+66 2 123 4567", "+999 1"])
+    phones = read_phones(report)
+    assert phones["+66 2 123 4567"].region == "TH"
+    assert phones["012 999 888"] == PhoneReading("+85512999888", None)
+    assert tip_identifiers("t", report, phones=phones) == tip_identifiers("t", report)
+    assert assess_jurisdiction(report, {}, phones=phones) == assess_jurisdiction(report, {})

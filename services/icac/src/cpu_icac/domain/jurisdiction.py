@@ -16,7 +16,7 @@ from typing import Final
 
 import phonenumbers
 
-from cpu_icac.domain.linking import normalise_ip
+from cpu_icac.domain.linking import PhoneReading, normalise_ip
 from cpu_icac.domain.tip_report import TipReport
 
 HOME_COUNTRY: Final = "KH"
@@ -46,7 +46,10 @@ class JurisdictionAssessment:
         return (NO_JURISDICTION,) if self.no_jurisdiction_candidate else ()
 
 
-def _phone_region(value: str) -> str | None:
+def _phone_region(value: str, phones: Mapping[str, PhoneReading] | None) -> str | None:
+    reading = phones.get(value) if phones is not None else None
+    if reading is not None:
+        return reading.region
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
@@ -59,9 +62,11 @@ def assess_jurisdiction(
     ip_locations: Mapping[str, IpLocation],
     *,
     home_country: str = HOME_COUNTRY,
+    phones: Mapping[str, PhoneReading] | None = None,
 ) -> JurisdictionAssessment:
     """Weigh a report's indicators. ``ip_locations`` maps canonical IP text (as in the
-    report) to what geolocation found; an IP missing from it counts as unknown."""
+    report) to what geolocation found; an IP missing from it counts as unknown. ``phones``:
+    the report's numbers already read (:func:`linking.read_phones`), if the caller has them."""
     home: list[str] = []
     foreign: list[str] = []
     provinces: Counter[str] = Counter()
@@ -78,7 +83,7 @@ def assess_jurisdiction(
             foreign.append(country)
     for person in report.reported_persons:
         for phone in person.phones:
-            region = _phone_region(phone)
+            region = _phone_region(phone, phones)
             if region == home_country:
                 home.append("phone_home_country")
             elif region:

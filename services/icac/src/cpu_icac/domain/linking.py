@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -59,16 +59,52 @@ def normalise_email(value: str) -> str:
     return unicodedata.normalize("NFC", value.strip()).lower()
 
 
+@dataclass(frozen=True, slots=True)
+class PhoneReading:
+    """One parse of a phone number, for linking and for jurisdiction."""
+
+    e164: str | None  # None when it is not a possible number
+    # The region of a number written with its country code (``+855 ...``); None for a
+    # national number, whose country cannot be told from it (the default region aside).
+    region: str | None
+
+
+_NOTHING = PhoneReading(None, None)
+
+
+def read_phone(value: str, region: str = DEFAULT_REGION) -> PhoneReading:
+    """What :func:`normalise_phone` and ``jurisdiction`` need of a number, from one
+    ``phonenumbers.parse`` (it is most of the cost): the E.164 form read as of ``region``, and
+    the region of a number written with ``+`` (what ``parse(value, None)`` gives; tested
+    equal on 400,000 strings)."""
+    try:
+        number = phonenumbers.parse(value, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return _NOTHING
+    written = None
+    if number.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN:
+        written = phonenumbers.region_code_for_number(number)
+    number.raw_input = None  # format_number would give back the raw input of a zero number
+    if not phonenumbers.is_possible_number(number):
+        return PhoneReading(None, written)
+    return PhoneReading(
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), written
+    )
+
+
+def read_phones(report: TipReport, region: str = DEFAULT_REGION) -> dict[str, PhoneReading]:
+    """Each phone number of a report's persons, read once (see :func:`read_phone`)."""
+    return {
+        phone: read_phone(phone, region)
+        for person in report.reported_persons
+        for phone in person.phones
+    }
+
+
 def normalise_phone(value: str, region: str = DEFAULT_REGION) -> str | None:
     """E.164 (``+85512345678``), or None when ``phonenumbers`` cannot read a possible number.
     A national number (``012 345 678``) is read as of ``region``."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return read_phone(value, region).e164
 
 
 def normalise_screen_name(value: str) -> str:
@@ -134,9 +170,12 @@ def tip_identifiers(
     key: KeyFunction = plain_key,
     region: str = DEFAULT_REGION,
     link_public_files: bool = False,
+    phones: Mapping[str, PhoneReading] | None = None,
 ) -> TipIdentifiers:
     """The identifiers of a report, normalised and turned into keys by ``key(kind, value)``
-    (an HMAC blind index in the service; :func:`plain_key` by default)."""
+    (an HMAC blind index in the service; :func:`plain_key` by default). ``phones``: the
+    report's numbers already read as of ``region`` (:func:`read_phones`), if the caller has
+    them."""
     keys: set[tuple[IdentifierKind, str]] = set()
     sightings: list[IpSighting] = []
 
@@ -151,7 +190,11 @@ def tip_identifiers(
         for email in person.emails:
             add("email", email)
         for phone in person.phones:
-            add("phone", phone)
+            reading = phones.get(phone) if phones is not None else None
+            if reading is None:
+                add("phone", phone)
+            elif reading.e164:
+                keys.add(("phone", key("phone", reading.e164)))
         for event in person.ip_events:
             ip = normalise_ip(event.ip)
             if ip:

@@ -47,7 +47,13 @@ from cpu_icac.adapters import store
 from cpu_icac.adapters.ids import uuid4, uuid7
 from cpu_icac.domain.hash_sets import HashIndex, HashMatch
 from cpu_icac.domain.jurisdiction import HOME_COUNTRY, JurisdictionAssessment, assess_jurisdiction
-from cpu_icac.domain.linking import IpSighting, SubjectLinker, TipIdentifiers, tip_identifiers
+from cpu_icac.domain.linking import (
+    IpSighting,
+    SubjectLinker,
+    TipIdentifiers,
+    read_phones,
+    tip_identifiers,
+)
 from cpu_icac.domain.priority import (
     LEVEL_RANK,
     PriorityAssessment,
@@ -184,7 +190,8 @@ def prepare(
             item.report_json or report.model_dump_json(exclude_none=True),
             context=field_context("icac_tip_version", "report", version_text),
         )
-        jurisdiction = assess_jurisdiction(report, locations)
+        phones = read_phones(report)  # once, for jurisdiction and for linking
+        jurisdiction = assess_jurisdiction(report, locations, phones=phones)
         facts = _facts(report, jurisdiction, now)
         tip_ps = icac.tip_pseudonym(tip_text)
         received = _event(
@@ -209,7 +216,7 @@ def prepare(
                 report_token=token,
                 matches=found,
                 jurisdiction=jurisdiction,
-                identifiers=tip_identifiers(tip_text, report, key=key),
+                identifiers=tip_identifiers(tip_text, report, key=key, phones=phones),
                 facts=facts,
                 tip_ps=tip_ps,
                 alone_cluster_ps=icac.cluster_pseudonym(tip_text),

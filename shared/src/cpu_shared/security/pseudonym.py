@@ -10,7 +10,6 @@ id are unrelated.
 
 from __future__ import annotations
 
-import base64
 import re
 
 from cryptography.hazmat.primitives import hashes
@@ -60,7 +59,13 @@ class Pseudonymizer:
         if not internal_id:
             raise ValueError("internal_id must not be empty")
         digest = mac.digest(internal_id.encode("utf-8"))
-        # Base32 turns each 5 bytes into 8 characters, so the first 20 bytes of the digest
-        # give exactly the first 32 characters of the whole digest's encoding, of which the
-        # pseudonym keeps 26 (130 bits).
-        return PREFIX + base64.b32encode(digest[:20]).decode("ascii").lower()[:26]
+        # The first 26 characters of the digest's lower-case base32 (RFC 4648): its first 130
+        # bits, ten at a time through a table of character pairs (``base64.b32encode`` is a
+        # Python loop in 3.11 and cost twice as much; equal, tested).
+        bits = int.from_bytes(digest[:17], "big") >> 6
+        return PREFIX + "".join([_PAIRS[(bits >> shift) & 0x3FF] for shift in _SHIFTS])
+
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_SHIFTS = tuple(range(120, -1, -10))

@@ -112,6 +112,20 @@ def test_known_answers_do_not_change() -> None:
     assert ps.pseudonym("tip", "ឈ្មោះ") == "ps_kenmozt55xs4lkakc5nnrqej3l"
 
 
+def test_pseudonym_is_the_digest_in_base32() -> None:
+    import base64
+
+    from cpu_shared.security.blind_index import HmacSha256
+
+    ps = Pseudonymizer(KEY)
+    mac = ps._kind_key("tip")
+    assert isinstance(mac, HmacSha256)
+    for n in range(3000):
+        value = f"{n}-{os.urandom(8).hex()}"
+        expected = base64.b32encode(mac.digest(value.encode())[:20]).decode().lower()[:26]
+        assert ps.pseudonym("tip", value) == "ps_" + expected
+
+
 def test_pseudonym_kind_is_checked_on_every_call() -> None:
     ps = Pseudonymizer(KEY)
     ps.pseudonym("child", "x")

@@ -16,5 +16,8 @@ class ReportingSettings(ServiceSettings):
     suppression_threshold: int = Field(default=5, ge=2, le=100)
     # Longest period one request may cover, in days (a guard on query cost).
     max_period_days: int = Field(default=366 * 25, ge=31)
+    # Processes that read and fold the topics in `cpu reporting rebuild`, each a share of the
+    # partitions (REPORTING_REBUILD_PROCESSES); 0: one per CPU.
+    rebuild_processes: int = Field(default=0, ge=0, le=64)
     # A TrueType font with Khmer and Latin glyphs, for the PDF and its charts.
     khmer_font: str = "/usr/share/fonts/truetype/khmeros/KhmerOS.ttf"

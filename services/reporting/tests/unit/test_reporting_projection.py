@@ -9,7 +9,13 @@ import pytest
 
 from cpu_reporting import scenario
 from cpu_reporting.domain.contributions import Delta, contribution
-from cpu_reporting.domain.facts import CaseFacts, aggregate_of, facts_from_json, new_facts
+from cpu_reporting.domain.facts import (
+    CaseFacts,
+    aggregate_of,
+    facts_from_json,
+    merge_facts,
+    new_facts,
+)
 from cpu_reporting.domain.privacy import has_personal_key, personal_paths, rejection_reason
 from cpu_reporting.domain.report import median_of
 from cpu_reporting.service_layer.projector import accept, fold
@@ -74,6 +80,30 @@ def test_any_order_and_any_redelivery_give_the_same_figures() -> None:
         shuffled = list(s.messages) + rng.sample(s.messages, 10)  # redeliveries
         rng.shuffle(shuffled)
         assert figures(fold_all(shuffled)) == reference
+
+
+def test_facts_folded_in_shares_and_merged_are_the_facts_of_all() -> None:
+    """The rebuild folds each share of the partitions in its own process and merges."""
+    rng = random.Random(4)
+    messages = [*scenario.build(2030, "unit-test-tag").messages]
+    messages += scenario.build(2031, "unit-test-tag2").messages
+    reference = fold_all(messages)
+    for shares in (2, 3, 5):
+        for _ in range(10):
+            pool = list(messages) + rng.sample(messages, 15)  # redeliveries, in any share
+            rng.shuffle(pool)
+            merged: dict = {}
+            for share in range(shares):
+                for key, facts in fold_all(pool[share::shares]).items():
+                    held = merged.get(key)
+                    if held is None:
+                        merged[key] = facts
+                    else:
+                        merge_facts(held, facts)
+            assert {k: f.to_json() for k, f in merged.items()} == {
+                k: f.to_json() for k, f in reference.items()
+            }
+            assert figures(merged) == figures(reference)
 
 
 def test_facts_survive_storage() -> None:

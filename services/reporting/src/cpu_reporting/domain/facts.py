@@ -209,6 +209,50 @@ class CaseFacts:
             _keep_first(self.analyses_completed, data.analysis_id, local_day(data.completed_at))
         # case.status_changed, custody transfers and disposals change no figure.
 
+    def merge(self, other: CaseFacts) -> None:
+        """Fold in the facts of the same case folded elsewhere (another share of the topics'
+        partitions): each field by the same rule as :meth:`apply`, so merging two shares
+        gives the facts of folding every event of both."""
+        if other.opening is not None and (
+            self.opening is None
+            or (other.opening.version, other.opening.event_id)
+            < (self.opening.version, self.opening.event_id)
+        ):
+            self.opening = other.opening
+        if other.other_province is not None and _newer(
+            other.other_province[0],
+            other.other_province[1],
+            self.other_province[:2] if self.other_province else None,
+        ):
+            self.other_province = other.other_province
+        self.assigned_teams |= other.assigned_teams
+        self.homicide_at_close = self.homicide_at_close or other.homicide_at_close
+        for suspect, day in other.arrests.items():
+            _keep_first(self.arrests, suspect, day)
+        for suspect, day in other.charged_on.items():
+            _keep_first(self.charged_on, suspect, day)
+        for suspect, codes in other.charge_codes.items():
+            self.charge_codes.setdefault(suspect, set()).update(codes)
+        for suspect, outcome in other.outcomes.items():
+            held = self.outcomes.get(suspect)
+            if held is None or (outcome.decided_on, outcome.version, outcome.event_id) > (
+                held.decided_on,
+                held.version,
+                held.event_id,
+            ):
+                self.outcomes[suspect] = outcome
+        self.services |= other.services
+        for child, at in other.first_contacts.items():
+            first_contact = self.first_contacts.get(child)
+            if first_contact is None or at < first_contact:
+                self.first_contacts[child] = at
+        for item, day in other.evidence.items():
+            _keep_first(self.evidence, item, day)
+        for analysis, day in other.analyses_requested.items():
+            _keep_first(self.analyses_requested, analysis, day)
+        for analysis, day in other.analyses_completed.items():
+            _keep_first(self.analyses_completed, analysis, day)
+
     # -- storage ---------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -334,6 +378,19 @@ class TipFacts:
                 self.actioned_on = _min(self.actioned_on, local_day(data.closed_at))
         # tip.triaged: only its province (above).
 
+    def merge(self, other: TipFacts) -> None:
+        """As :meth:`CaseFacts.merge`."""
+        if other.province is not None and _newer(
+            other.province[0], other.province[1], self.province[:2] if self.province else None
+        ):
+            self.province = other.province
+        if other.received_on is not None:
+            self.received_on = _min(self.received_on, other.received_on)
+        if other.escalated_on is not None:
+            self.escalated_on = _min(self.escalated_on, other.escalated_on)
+        if other.actioned_on is not None:
+            self.actioned_on = _min(self.actioned_on, other.actioned_on)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "r": self.received_on.isoformat() if self.received_on else None,
@@ -380,6 +437,21 @@ class ReferralFacts:
         elif isinstance(data, intake.ReferralWithdrawn):
             self.withdrawn_on = _min(self.withdrawn_on, local_day(data.withdrawn_at))
 
+    def merge(self, other: ReferralFacts) -> None:
+        """As :meth:`CaseFacts.merge`."""
+        if other.received_on is not None:
+            self.received_on = _min(self.received_on, other.received_on)
+        if other.province is not None and _newer(
+            other.province[0], other.province[1], self.province[:2] if self.province else None
+        ):
+            self.province = other.province
+        if other.teams is not None and _newer(
+            other.teams[0], other.teams[1], self.teams[:2] if self.teams else None
+        ):
+            self.teams = other.teams
+        if other.withdrawn_on is not None:
+            self.withdrawn_on = _min(self.withdrawn_on, other.withdrawn_on)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "r": self.received_on.isoformat() if self.received_on else None,
@@ -405,6 +477,18 @@ def _min(current: date | None, day: date) -> date:
 
 
 Facts = CaseFacts | TipFacts | ReferralFacts
+
+
+def merge_facts(held: Facts, other: Facts) -> None:
+    """Fold ``other`` (the same aggregate, folded from other events) into ``held``."""
+    if isinstance(held, CaseFacts) and isinstance(other, CaseFacts):
+        held.merge(other)
+    elif isinstance(held, TipFacts) and isinstance(other, TipFacts):
+        held.merge(other)
+    elif isinstance(held, ReferralFacts) and isinstance(other, ReferralFacts):
+        held.merge(other)
+    else:
+        raise TypeError(f"cannot merge {type(other).__name__} into {type(held).__name__}")
 
 
 def aggregate_of(data: EventData) -> tuple[str, str] | None:

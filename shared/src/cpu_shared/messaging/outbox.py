@@ -220,14 +220,26 @@ class OutboxRelay:
         self._producer: KafkaOutboxProducer | None = None
         self._lock_held_elsewhere = False
         self._metrics_due = 0.0
+        self._min_cycle_interval = 0.0
 
-    def use_producer(self, producer: KafkaOutboxProducer, *, batch_size: int | None = None) -> None:
+    def use_producer(
+        self,
+        producer: KafkaOutboxProducer,
+        *,
+        batch_size: int | None = None,
+        min_cycle_interval: float | None = None,
+    ) -> None:
         """Publish through ``producer`` (started on first use, stopped when the relay stops)
-        instead of the ``publish`` callable; optionally claim ``batch_size`` rows a cycle."""
+        instead of the ``publish`` callable; optionally claim ``batch_size`` rows a cycle,
+        and start a cycle that follows one which published at most every
+        ``min_cycle_interval`` seconds (a cycle costs about the same for one row as for
+        hundreds: at a high rate, rows wait that long at most to go out together)."""
         self._producer = producer
         self._publish = producer.publish
         if batch_size is not None:
             self._batch_size = batch_size
+        if min_cycle_interval is not None:
+            self._min_cycle_interval = min_cycle_interval
 
     def notify(self) -> None:
         """Wake the relay early: a transaction just committed outbox rows."""
@@ -249,6 +261,7 @@ class OutboxRelay:
         while not self._stopping.is_set():
             # Cleared before the claim, so a commit during the cycle wakes the next one.
             self._wakeup.clear()
+            started = time.monotonic()
             try:
                 sent = await self.publish_pending()
                 backoff = 0.1
@@ -271,6 +284,10 @@ class OutboxRelay:
                 await self._pause(self._idle_interval)
             elif sent < self._batch_size:
                 await self._wait(self._idle_interval)
+                if sent and self._min_cycle_interval:
+                    rest = started + self._min_cycle_interval - time.monotonic()
+                    if rest > 0:
+                        await self._pause(rest)
 
     async def _wait(self, seconds: float) -> None:
         """Until a commit notifies (or has since the cycle began), at most ``seconds``."""

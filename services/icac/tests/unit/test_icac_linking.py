@@ -30,7 +30,7 @@ from cpu_icac.domain.linking import (
     tip_identifiers,
 )
 from cpu_icac.domain.parsing import parse_tip_file
-from cpu_icac.domain.tip_report import TipReport, parse_tip_report
+from cpu_icac.domain.tip_report import TipReport, TipReportError, parse_tip_report
 
 DATA = Path(__file__).parent / "data"  # copies of ../shared/data samples
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -264,3 +264,25 @@ def test_one_phone_parse_gives_what_two_did() -> None:
     assert phones["012 999 888"] == PhoneReading("+85512999888", None)
     assert tip_identifiers("t", report, phones=phones) == tip_identifiers("t", report)
     assert assess_jurisdiction(report, {}, phones=phones) == assess_jurisdiction(report, {})
+
+
+def test_a_reports_ip_addresses_are_canonical_already() -> None:
+    # tip_identifiers keys a report's IPs as they are: validation must give normalise_ip's text.
+    raw = [
+        "203.0.113.45", "::ffff:203.0.113.45", "::FFFF:cb00:712d", "2001:DB8:0:0:0:0:0:1",
+        "2001:db8::1", "10.0.0.1", "fe80::1%1", "::", "1:2:3:4:5:6:7:8", "::1.2.3.4",
+    ]  # fmt: skip
+    taken = 0
+    for value in raw:
+        try:
+            report = tip("r", ip_events=[{"ip": value, "at": T0.isoformat()}])
+        except TipReportError:
+            continue
+        taken += 1
+        (event,) = report.reported_persons[0].ip_events
+        assert normalise_ip(event.ip) == event.ip, value
+        assert tip_identifiers("t", report).ip_sightings == (IpSighting(f"ip:{event.ip}", T0),)
+    assert taken >= 8
+    for report in sample_reports():
+        for ip in report.ip_addresses():
+            assert normalise_ip(ip) == ip

@@ -196,9 +196,8 @@ def tip_identifiers(
             elif reading.e164:
                 keys.add(("phone", key("phone", reading.e164)))
         for event in person.ip_events:
-            ip = normalise_ip(event.ip)
-            if ip:
-                sightings.append(IpSighting(key("ip", ip), event.at))
+            # Canonical already: the report's IpAddress type gives normalise_ip's text.
+            sightings.append(IpSighting(key("ip", event.ip), event.at))
     for file in report.files:
         if file.publicly_available and not link_public_files:
             continue

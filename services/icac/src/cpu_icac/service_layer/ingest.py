@@ -35,7 +35,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -57,6 +57,7 @@ from cpu_icac.domain.linking import (
 from cpu_icac.domain.priority import (
     LEVEL_RANK,
     PriorityAssessment,
+    PriorityReason,
     assess_priority,
     assessment_from_reasons,
     cluster_band,
@@ -640,7 +641,12 @@ def _triage(assessment: PriorityAssessment, work: _Work, p: _Prepared) -> dict[s
 
 
 def _reasons_json(assessment: PriorityAssessment) -> str:
-    return _json_compact([[r.code, r.points] for r in assessment.reasons])
+    return _stored_reasons(assessment.reasons)
+
+
+@functools.lru_cache(maxsize=4096)  # a feed has few distinct sets of reasons
+def _stored_reasons(reasons: tuple[PriorityReason, ...]) -> str:
+    return _json_compact([[r.code, r.points] for r in reasons])
 
 
 def _triaged_event(
@@ -696,9 +702,9 @@ def envelope_bytes(
     return event_id, head.encode() + data.model_dump_json().encode() + b"}"
 
 
-# A string as JSON, UTF-8 kept as it is (as pydantic writes it): one C call, no encoder object
-# built per value as ``json.dumps(..., ensure_ascii=False)`` does.
-_json_str = json.JSONEncoder(ensure_ascii=False).encode
+# A string as JSON, UTF-8 kept as it is (as pydantic writes it): the C function that
+# ``json.dumps(..., ensure_ascii=False)`` ends in, without an encoder per value.
+_json_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _json_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 

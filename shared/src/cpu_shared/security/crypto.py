@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -287,11 +288,18 @@ def field_context(table: str, column: str, record_id: str) -> str:
     ``table`` and ``column`` are SQL identifiers (no ``.`` or ``#``), so the string parses one
     way only and two different slots can never share a context.
     """
-    if not _IDENT.match(table) or not _IDENT.match(column):
-        raise ValueError("table and column must be lowercase SQL identifiers")
+    slot = _slot(table, column)
     if not record_id or len(record_id) > 200:
         raise ValueError("record_id must be 1-200 characters")
-    return f"{table}.{column}#{record_id}"
+    return slot + record_id
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot(table: str, column: str) -> str:
+    # Checked once per column: a service seals the same few columns over and over.
+    if not _IDENT.match(table) or not _IDENT.match(column):
+        raise ValueError("table and column must be lowercase SQL identifiers")
+    return f"{table}.{column}#"
 
 
 def _b64e(data: bytes) -> str:
@@ -380,6 +388,8 @@ class FieldCipher:
             raise KeyConfigurationError("master key ids must differ by more than letter case")
         self._masters = {kid: AESGCM(bytes(key)) for kid, key in master_keys.items()}
         self._active = active_key_id
+        self._active_master = self._masters[active_key_id]
+        self._active_wrap_aad = _WRAP_AAD + active_key_id.encode()
 
     @classmethod
     def from_settings(cls, settings: KeyringSettings | None = None) -> FieldCipher:
@@ -417,10 +427,16 @@ class FieldCipher:
         if not isinstance(plaintext, str):
             raise TypeError("plaintext must be str; use encrypt_json for structured values")
         aad = _context_aad(context)
-        dek = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(NONCE_BYTES)
+        # The data key and both nonces from one read of the OS's random source.
+        random = os.urandom(KEY_BYTES + 2 * NONCE_BYTES)
+        dek, nonce, wrap_nonce = (
+            random[:KEY_BYTES],
+            random[KEY_BYTES : KEY_BYTES + NONCE_BYTES],
+            random[KEY_BYTES + NONCE_BYTES :],
+        )
         ciphertext = AESGCM(dek).encrypt(nonce, _pad(plaintext.encode("utf-8")), aad)
-        return _Token(self._active, self._wrap(dek, self._active), nonce, ciphertext).render()
+        wrapped = wrap_nonce + self._active_master.encrypt(wrap_nonce, dek, self._active_wrap_aad)
+        return f"{FORMAT}.{self._active}.{_b64e(wrapped)}.{_b64e(nonce)}.{_b64e(ciphertext)}"
 
     def decrypt(self, token: str, *, context: str) -> str:
         """Decrypt a token made for the same ``context``; any mismatch raises a CryptoError."""

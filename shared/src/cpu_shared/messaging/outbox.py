@@ -29,7 +29,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from cpu_shared.logging import get_logger
@@ -162,6 +162,7 @@ class KafkaOutboxProducer:
 
 
 _PARTITIONER = DefaultPartitioner()
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 class OutboxMetrics:
@@ -207,7 +208,6 @@ class OutboxRelay:
         max_backoff: float = 10.0,
     ) -> None:
         self._engine = engine
-        self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._publish = publish
         self._service = service
         self._metrics = metrics
@@ -305,7 +305,8 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One claim cycle: publish up to ``batch_size`` rows. Returns how many were sent."""
-        async with self._sessions() as session, session.begin():
+        # A plain connection, not an ORM session: nothing here needs the ORM's bookkeeping.
+        async with self._engine.begin() as session:
             if self._is_postgres:
                 got = await session.execute(
                     sa.select(sa.func.pg_try_advisory_xact_lock(_RELAY_LOCK_KEY))
@@ -366,7 +367,7 @@ class OutboxRelay:
                 )
             else:
                 where = col(OutboxMessage.id).in_(ids)
-            await session.execute(sa.update(OutboxMessage).where(where).values(sent_at=utcnow()))
+            await session.execute(sa.update(_OUTBOX).where(where).values(sent_at=utcnow()))
             if self._metrics:
                 for topic, count in Tally(row.topic for row in rows).items():
                     self._metrics.published.labels(self._service, topic).inc(count)
@@ -374,7 +375,7 @@ class OutboxRelay:
                     await self._refresh_metrics(session)
         return len(rows)
 
-    async def _refresh_metrics(self, session: AsyncSession) -> None:
+    async def _refresh_metrics(self, session: AsyncConnection) -> None:
         """The backlog gauges, from a count of unsent rows: at most once a second, since at
         a high rate it would otherwise run on every cycle."""
         if not self._metrics:

@@ -16,12 +16,24 @@ class InvalidPhoneNumber(ValueError):
     """The text is not a valid phone number."""
 
 
+#: E.164 numbers this process found valid (bounded): normalising one again gives itself, and a
+#: submission normalises the reporter's number twice (validation, then matching).
+_VALID_E164: set[str] = set()
+_VALID_E164_MAX = 10_000
+
+
 def normalise_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
     """E.164 form of ``raw`` (``"+85512345678"``); raises :class:`InvalidPhoneNumber`."""
+    if raw in _VALID_E164:
+        return raw
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(raw) from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber(raw)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(_VALID_E164) >= _VALID_E164_MAX:
+        _VALID_E164.clear()
+    _VALID_E164.add(e164)
+    return e164

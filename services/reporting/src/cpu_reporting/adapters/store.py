@@ -209,7 +209,9 @@ class RollupRows:
             by_child.setdefault((metric, subject), []).append((day, province, teams, offences))
         out: CubeChildren = {}
         for (metric, _), held in by_child.items():
-            _add_children(out, metric, first_days(held), 1)
+            for key in first_days(held):  # each count is 1
+                full = (metric, *key)
+                out[full] = out.get(full, 0) + 1
         return out
 
     @classmethod
@@ -627,6 +629,40 @@ def _keys_of(dimension: str, province: str, teams: str, offences: str) -> list[s
     return set_members(teams if dimension == "team" else offences) or [""]
 
 
+def _per_dimension(rows: Any, summed: Sequence[str], by: Sequence[str] = ()) -> Any:
+    """PostgreSQL: the sums of the columns ``summed`` of ``rows`` (set-keyed), grouped per
+    value of each dimension as :func:`_keys_of` expands them (a row under each member of its
+    team and offence sets, ``""`` for an empty set) and by the columns ``by``: rows of
+    (dimension, key, *by, *sums)."""
+
+    def sums(source: Any) -> list[Any]:
+        return [sa.cast(sa.func.sum(source.c[c]), sa.BigInteger) for c in summed]
+
+    extra = [rows.c[c] for c in by]
+    parts = [
+        sa.select(sa.literal("total"), sa.literal("", sa.String()), *extra, *sums(rows))
+        .group_by(*extra)
+        .having(sa.func.count() > 0),
+        sa.select(sa.literal("province"), rows.c.province, *extra, *sums(rows)).group_by(
+            rows.c.province, *extra
+        ),
+    ]
+    for dimension, column in (("team", "teams"), ("offence", "offences")):
+        value = rows.c[column]
+        split = sa.func.string_to_array(sa.func.btrim(value, "|"), "|")
+        empty = sa.func.string_to_array("", "|")  # not a one-element array: array['']
+        codes = sa.case((value == "", sa.func.array_append(empty, "")), else_=split)
+        # Each row repeated once per member of its set.
+        per_member = sa.select(rows, sa.func.unnest(codes).label("code")).subquery()
+        member_by = [per_member.c[c] for c in by]
+        parts.append(
+            sa.select(
+                sa.literal(dimension), per_member.c.code, *member_by, *sums(per_member)
+            ).group_by(per_member.c.code, *member_by)
+        )
+    return sa.union_all(*parts)
+
+
 class _Reader:
     """One summary's reads: whole months from the cube, the rest from the set-keyed rows."""
 
@@ -749,15 +785,24 @@ class _Reader:
             )
         )
         filters = _filters(rollup, self.query)
-        stmt = (
-            sa.select(rollup.c.province, rollup.c.teams, rollup.c.offences, *_sums())
-            .where(clause, *filters)
-            .group_by(rollup.c.province, rollup.c.teams, rollup.c.offences)
-        )
-        for row in await self.session.execute(stmt):
-            for dimension in DIMENSIONS:
-                for key in _keys_of(dimension, row[0], row[1], row[2]):
-                    _cube_cumulate(self.groups[dimension], key, row[3:])
+        postgres = _dialect(self.session) == "postgresql"
+        if postgres:
+            # Grouped per dimension in PostgreSQL: a few rows back instead of every cell.
+            cells = sa.select(rollup).where(clause, *filters).cte("cells")
+            for dimension, key, *values in await self.session.execute(
+                _per_dimension(cells, METRIC_COLUMNS)
+            ):
+                _cube_cumulate(self.groups[dimension], key, values)
+        else:
+            stmt = (
+                sa.select(rollup.c.province, rollup.c.teams, rollup.c.offences, *_sums())
+                .where(clause, *filters)
+                .group_by(rollup.c.province, rollup.c.teams, rollup.c.offences)
+            )
+            for row in await self.session.execute(stmt):
+                for dimension in DIMENSIONS:
+                    for key in _keys_of(dimension, row[0], row[1], row[2]):
+                        _cube_cumulate(self.groups[dimension], key, row[3:])
         by_day = (
             sa.select(rollup.c.period, *_sums()).where(clause, *filters).group_by(rollup.c.period)
         )
@@ -767,6 +812,12 @@ class _Reader:
         clause = sa.or_(
             *(sa.and_(d.c.grain == "d", d.c.period.between(s.start, s.end)) for s in segments)
         )
+        if postgres:
+            observed = sa.select(d).where(clause, *_filters(d, self.query)).cte("observed")
+            stmt = _per_dimension(observed, ["n"], ("measure", "value"))
+            for dimension, key, measure, value, n in await self.session.execute(stmt):
+                self._hist(dimension, key, measure, int(value), int(n))
+            return
         hist = (
             sa.select(
                 d.c.province, d.c.teams, d.c.offences, d.c.measure, d.c.value, sa.func.sum(d.c.n)

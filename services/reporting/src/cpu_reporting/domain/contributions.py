@@ -153,31 +153,44 @@ def first_days(days_with_dims: Iterable[tuple[date, str, str, str]]) -> dict[Chi
     previous day is in an earlier month (year): a later one is never before a whole month's
     (year's) query start.
     """
-    by_key: dict[tuple[str, str, str], set[date]] = {}
-    expanded: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    by_dims: dict[tuple[str, str, str], set[date]] = {}
     for day, province, teams, offences in days_with_dims:
-        dims = (province, teams, offences)
-        keys = expanded.get(dims)
-        if keys is None:
-            keys = expanded[dims] = cube_keys(*dims)
-        for key in keys:
-            by_key.setdefault(key, set()).add(day)
+        by_dims.setdefault((province, teams, offences), set()).add(day)
+    # Each (key, grain, period, prev) comes from one day at most: every count is 1.
+    if len(by_dims) == 1:  # the usual child: one case, or cases alike
+        ((dims, days),) = by_dims.items()
+        pattern = _day_rows(sorted(days))
+        return {(*key, *row): 1 for key in cube_keys(*dims) for row in pattern}
+    by_key: dict[tuple[str, str, str], set[date]] = {}
+    for dims, days in by_dims.items():
+        for key in cube_keys(*dims):
+            by_key.setdefault(key, set()).update(days)
     rows: dict[ChildKey, int] = {}
-    for (p, t, o), days in by_key.items():
-        prev = NO_PREVIOUS
-        for day in sorted(days):
-            month = day.replace(day=1)
-            year = month.replace(month=1)
-            for grain, period, kept in (
-                ("d", day, True),
-                ("m", month, prev < month),
-                ("y", year, prev < year),
-            ):
-                if kept:
-                    row = (p, t, o, grain, period, prev)
-                    rows[row] = rows.get(row, 0) + 1
-            prev = day
+    patterns: dict[tuple[date, ...], list[tuple[str, date, date]]] = {}
+    for key, key_days in by_key.items():
+        ordered = tuple(sorted(key_days))
+        shared = patterns.get(ordered)
+        if shared is None:
+            shared = patterns[ordered] = _day_rows(ordered)
+        for row in shared:
+            rows[(*key, *row)] = 1
     return rows
+
+
+def _day_rows(days: Iterable[date]) -> list[tuple[str, date, date]]:
+    """(grain, period, prev) of each of a child's days under one key, oldest first."""
+    out: list[tuple[str, date, date]] = []
+    prev = NO_PREVIOUS
+    for day in days:
+        out.append(("d", day, prev))
+        month = day.replace(day=1)
+        if prev < month:
+            out.append(("m", month, prev))
+            year = month.replace(month=1)
+            if prev < year:
+                out.append(("y", year, prev))
+        prev = day
+    return out
 
 
 @dataclass(frozen=True, slots=True)

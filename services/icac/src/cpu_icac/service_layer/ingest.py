@@ -33,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import operator
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -494,6 +496,7 @@ async def _write(
     matches: list[tuple[Any, ...]] = []
     rematched: list[uuid.UUID] = []
     cluster_pseudonyms: dict[uuid.UUID, str] = {}
+    levels: Counter[str] = Counter()  # counted here, added to the metric once per level
     for work in works:
         final = work.final
         report = final.item.report
@@ -547,13 +550,13 @@ async def _write(
                 **facts,
                 **_triage(assessment, work, final),
             }
-            new_rows.append(tuple(row[c] for c in repo.TIP_COLUMNS))
+            new_rows.append(_tip_row(row))
             # The tip.received of its first version (a later one in the batch is an update).
             events.append(first.received)
             events.append(
                 _triaged_event(icac, work, final, 2, correlation, now, tip_ps, cluster_ps)
             )
-            icac.metrics.triaged.labels(assessment.level).inc()
+            levels[assessment.level] += 1
         else:
             change: dict[str, Any] = {
                 "id": work.tip_id,
@@ -572,7 +575,7 @@ async def _write(
                 events.append(
                     _triaged_event(icac, work, final, version, correlation, now, tip_ps, cluster_ps)
                 )
-                icac.metrics.triaged.labels(assessment.level).inc()
+                levels[assessment.level] += 1
                 rematched.append(work.tip_id)
             updates.append(change)
         if work.is_open:
@@ -581,6 +584,8 @@ async def _write(
                 for m in final.matches
             )
 
+    for level, count in levels.items():
+        icac.metrics.triaged.labels(level).inc(count)
     await store.copy_rows(session, repo.TIPS, repo.TIP_COLUMNS, new_rows)
     await repo.update_rows(session, repo.TIPS, "id", updates)
     await store.copy_rows(session, repo.VERSIONS, repo.VERSION_COLUMNS, versions)
@@ -605,6 +610,10 @@ async def _write(
         [(key, kind, tip) for key, (kind, tip) in all_keys.items() if key not in known],
     )
     await store.copy_rows(session, repo.SIGHTINGS, ("ip_key", "at", "tip_id"), sightings)
+
+
+# A new tip's row in the order of ``repo.TIP_COLUMNS``, picked in C.
+_tip_row = operator.itemgetter(*repo.TIP_COLUMNS)
 
 
 def _facts(report: TipReport, j: JurisdictionAssessment, now: datetime) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,14 @@ def test_random_ids_are_version_4_and_distinct() -> None:
     assert all(i.version == 4 and i.variant == "specified in RFC 4122" for i in ids)
     assert len(set(ids)) == len(ids)
     assert len({i.bytes[:4] for i in ids}) > 4900
+    # Equal to what the standard constructors make of the same bits.
+    for made in ids[:500]:
+        assert made == uuid.UUID(bytes=made.bytes, version=4)
+        assert str(made) == str(uuid.UUID(bytes=made.bytes))
+        assert made.is_safe == uuid.UUID(bytes=made.bytes).is_safe
+        assert hash(made) == hash(uuid.UUID(int=made.int))
+    for made in [uuid7() for _ in range(500)]:
+        assert made == uuid.UUID(made.hex) and repr(made) == repr(uuid.UUID(made.hex))
 
 
 @pytest.mark.parametrize(

@@ -59,11 +59,31 @@ def uuid7() -> uuid.UUID:
         seq = _seq
         rand = int.from_bytes(_random(8)) >> 2  # 62 bits
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62
-    return uuid.UUID(int=value | rand)
+    return _uuid(value | rand)
+
+
+# Version 4, variant RFC 4122: the bits ``uuid.UUID(bytes=..., version=4)`` sets and clears.
+_V4_CLEAR = ~(0xC000 << 48 | 0xF000 << 64)
+_V4_SET = 0x8000 << 48 | 4 << 76
 
 
 def uuid4() -> uuid.UUID:
     """A random UUID (version 4), as ``uuid.uuid4()`` makes, from the same pool."""
     with _lock:
         raw = _random(16)
-    return uuid.UUID(bytes=raw, version=4)
+    return _uuid(int.from_bytes(raw) & _V4_CLEAR | _V4_SET)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def _uuid(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` for a value already in range with its version and variant
+    bits set, without the constructor's argument checks (ten times the cost, and several
+    ids a tip)."""
+    made = _new(uuid.UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _UNKNOWN)
+    return made

@@ -9,6 +9,7 @@ rows (of those days, or of the filtered cells).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -207,12 +208,17 @@ class RollupRows:
         by_child: dict[tuple[str, str], list[tuple[date, str, str, str]]] = {}
         for metric, _source, subject, day, province, teams, offences in self.distincts:
             by_child.setdefault((metric, subject), []).append((day, province, teams, offences))
-        out: CubeChildren = {}
+        per_metric: dict[str, Counter[ChildKey]] = {}
         for (metric, _), held in by_child.items():
-            for key in first_days(held):  # each count is 1
-                full = (metric, *key)
-                out[full] = out.get(full, 0) + 1
-        return out
+            counter = per_metric.get(metric)
+            if counter is None:
+                counter = per_metric[metric] = Counter()
+            counter.update(first_days(held).keys())  # each count is 1; counted in C
+        return {
+            (metric, *key): n
+            for metric, counter in per_metric.items()
+            for key, n in counter.items()
+        }
 
     @classmethod
     def of_delta(cls, delta: Delta) -> RollupRows:
@@ -862,16 +868,16 @@ class _Reader:
             out["province"] = {query.province: out["total"][""]}
         filtered = [d for d in ("team", "offence") if getattr(query, d) is not None]
         if filtered:
-            counted = await self._children_of_rows()
+            counted = await self._children_of_rows(filtered)
             for dimension in filtered:
                 out[dimension] = counted[dimension]
         return out
 
-    async def _children_of_rows(self) -> dict[str, dict[str, int]]:
-        """Distinct children per value of every dimension from the filtered ``rpt_distinct``
-        rows: counted in PostgreSQL, or here from one read."""
+    async def _children_of_rows(self, dimensions: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Distinct children per value of the set dimensions ``dimensions`` (team, offence)
+        from the filtered ``rpt_distinct`` rows: counted in PostgreSQL, or here from one read."""
         if _dialect(self.session) == "postgresql":
-            return await self._children_counted()
+            return await self._children_counted(dimensions)
         stmt = (
             sa.select(
                 distinct.c.subject_id, distinct.c.province, distinct.c.teams, distinct.c.offences
@@ -893,7 +899,7 @@ class _Reader:
             *_filters(distinct, self.query),
         ]
 
-    async def _children_counted(self) -> dict[str, dict[str, int]]:
+    async def _children_counted(self, dimensions: Sequence[str]) -> dict[str, dict[str, int]]:
         rows = (
             sa.select(
                 distinct.c.subject_id, distinct.c.province, distinct.c.teams, distinct.c.offences
@@ -901,7 +907,6 @@ class _Reader:
             .where(*self._children_where())
             .cte("rows")
         )
-        subject = sa.func.count(sa.distinct(rows.c.subject_id))
 
         def members(column: Any) -> Any:
             # '|A|B|' -> rows A and B; '' (no team, no offence) -> one row '', as set_members.
@@ -910,20 +915,17 @@ class _Reader:
             codes = sa.case((column == "", sa.func.array_append(empty, "")), else_=split)
             return sa.select(rows.c.subject_id, sa.func.unnest(codes).label("code")).subquery()
 
-        teams = members(rows.c.teams)
-        offences = members(rows.c.offences)
-        stmt = sa.union_all(
-            sa.select(sa.literal("total"), sa.literal(""), subject).having(sa.func.count() > 0),
-            sa.select(sa.literal("province"), rows.c.province, subject).group_by(rows.c.province),
-            sa.select(
-                sa.literal("team"), teams.c.code, sa.func.count(sa.distinct(teams.c.subject_id))
-            ).group_by(teams.c.code),
-            sa.select(
-                sa.literal("offence"),
-                offences.c.code,
-                sa.func.count(sa.distinct(offences.c.subject_id)),
-            ).group_by(offences.c.code),
-        )
+        parts = []
+        for dimension in dimensions:
+            per_member = members(rows.c[_SET_COLUMN[dimension]])
+            parts.append(
+                sa.select(
+                    sa.literal(dimension),
+                    per_member.c.code,
+                    sa.func.count(sa.distinct(per_member.c.subject_id)),
+                ).group_by(per_member.c.code)
+            )
+        stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
         out: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
         for dimension, key, n in await self.session.execute(stmt):
             out[dimension][key] = int(n)

@@ -1,5 +1,7 @@
 """Builds the intake service process."""
 
+import gc
+
 from fastapi import FastAPI
 
 from cpu_intake.config import IntakeSettings
@@ -50,7 +52,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = IntakeSettings()
-    serve(create_app(settings), settings)
+    app = create_app(settings)
+    # Everything built so far lives as long as the process: out of the collector's sight (the
+    # older-generation collections no longer walk it), and young-generation collections less
+    # often (a request allocates thousands of objects; about 1.5% of the CPU went to them).
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+    serve(app, settings)
 
 
 if __name__ == "__main__":

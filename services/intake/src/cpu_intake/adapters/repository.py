@@ -808,7 +808,14 @@ def outbox_row(topic: str, envelope: EventEnvelope) -> dict[str, Any]:
 def _audit_row(values: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`~cpu_shared.security.audit.audit_values` by column name (``user`` is stored
     in ``user_id``)."""
-    return {AuditEntry.__mapper__.attrs[name].columns[0].name: v for name, v in values.items()}  # type: ignore[attr-defined]
+    return {_AUDIT_COLUMN_OF[name]: v for name, v in values.items()}
+
+
+#: AuditEntry's attribute names -> its column names.
+_AUDIT_COLUMN_OF: dict[str, str] = {
+    attribute.key: attribute.columns[0].name
+    for attribute in AuditEntry.__mapper__.column_attrs  # type: ignore[attr-defined]
+}
 
 
 def _insert_unnest(table: sa.Table) -> sa.Insert:

@@ -247,6 +247,10 @@ def _phone_strings() -> list[str]:
     codes = ["855", "1", "44", "66", "84", "86", "7", "856", "95", "800", "979"]
     for _ in range(5000):
         out.append("".join(rng.choice(chars) for _ in range(rng.randrange(1, 18))))
+        # Cambodian numbers as most come, every length, with and without separators.
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 18)))
+        out.append(f"+855{digits}")
+        out.append(f"+855 {digits[:2]} {digits[2:5]}-{digits[5:]}")
         digits = "".join(rng.choice("0123456789 ") for _ in range(rng.randrange(3, 14)))
         out.append(f"+{rng.choice(codes)} {digits}")
     return out

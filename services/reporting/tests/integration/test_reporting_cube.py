@@ -29,7 +29,7 @@ from cpu_reporting.adapters.store import (
     replace_all,
     save_facts,
 )
-from cpu_reporting.adapters.tables import cube_distinct, distinct, duration, rollup
+from cpu_reporting.adapters.tables import cube_day, cube_distinct, distinct, duration, rollup
 from cpu_reporting.domain.contributions import (
     METRIC_INDEX,
     METRICS,
@@ -311,6 +311,17 @@ async def test_the_migration_fills_the_cube_from_the_rows_held(
     finally:
         await engine.dispose()
     assert held == expected and len(held) > 100
+    # 0006 filled the daily margins with what a rebuild writes, row for row.
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            days = {
+                (p, t, o, _day(period)): list(values)
+                for p, t, o, period, *values in await conn.execute(sa.select(cube_day))
+            }
+    finally:
+        await engine.dispose()
+    assert days == {k: v for k, v in rows.days().items() if any(v)} and len(days) > 100
 
 
 def _day(value: Any) -> date:

@@ -24,6 +24,7 @@ from cpu_reporting.adapters.tables import (
     DIMENSION_COLUMNS,
     aggregate,
     cube,
+    cube_day,
     cube_distinct,
     cube_duration,
     distinct,
@@ -40,6 +41,7 @@ from cpu_reporting.domain.contributions import (
     Dims,
     cube_keys,
     first_days,
+    margin_keys,
     set_members,
 )
 from cpu_reporting.domain.facts import Facts, facts_from_json
@@ -53,6 +55,7 @@ CUBE_KEY = (*CUBE_COLUMNS, "grain", "period")
 CUBE_DURATION_KEY = (*CUBE_COLUMNS, "measure", "grain", "period", "value")
 
 CUBE_DISTINCT_KEY = ("metric", *CUBE_COLUMNS, "grain", "period", "prev")
+CUBE_DAY_KEY = (*CUBE_COLUMNS, "period")
 
 CubeCounts = dict[tuple[str, str, str, str, date], list[int]]
 CubeChildren = dict[tuple[str, str, str, str, str, date, date], int]  # (metric, *ChildKey)
@@ -203,6 +206,22 @@ class RollupRows:
                     durations[hkey] = durations.get(hkey, 0) + n
         return counts, durations
 
+    def days(self) -> dict[tuple[str, str, str, date], list[int]]:
+        """The ``rpt_cube_day`` rows of the daily rows: each added to its margin keys."""
+        out: dict[tuple[str, str, str, date], list[int]] = {}
+        for (grain, day, province, teams, offences), values in self.counts.items():
+            if grain != "d" or not any(values):
+                continue
+            for p, t, o in margin_keys(province, teams, offences):
+                row = out.get((p, t, o, day))
+                if row is None:
+                    out[(p, t, o, day)] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        if v:
+                            row[i] += v
+        return out
+
     def children(self) -> CubeChildren:
         """The distinct-children cube rows of every child in :attr:`distincts`."""
         by_child: dict[tuple[str, str], list[tuple[date, str, str, str]]] = {}
@@ -294,6 +313,18 @@ async def apply_delta(session: AsyncSession, delta: Delta) -> None:
             set_={"n": cube_duration.c.n + stmt.excluded.n},
         )
         await session.execute(stmt, cube_duration_rows)
+    day_rows = [
+        dict(zip(CUBE_DAY_KEY, key, strict=True)) | dict(zip(METRIC_COLUMNS, counts, strict=True))
+        for key, counts in sorted(rows.days().items())
+        if any(counts)
+    ]
+    if day_rows:
+        stmt = _insert(session, cube_day)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(CUBE_DAY_KEY),
+            set_={c: cube_day.c[c] + stmt.excluded[c] for c in METRIC_COLUMNS},
+        )
+        await session.execute(stmt, day_rows)
     await _apply_children(session, delta)
     for metric, subject, day, _, source in sorted(delta.distinct_removed, key=_distinct_order):
         await session.execute(
@@ -782,6 +813,28 @@ class _Reader:
             for key in set_members(members) or [""]:
                 self._hist(dimension, key, measure, int(value), int(n))
 
+    async def days_from_margins(self, segments: Sequence[Segment]) -> None:
+        """The days at either end of an unfiltered summary's period: counts from the daily
+        margins by equality, the duration histograms from the daily set-keyed rows."""
+        c = cube_day.c
+        period = sa.or_(*(c.period.between(s.start, s.end) for s in segments))
+        values = [c[m] for m in METRIC_COLUMNS]
+        total = sa.select(c.period, *values).where(
+            period, c.province == ALL, c.team == ALL, c.offence == ALL
+        )
+        for row in await self.session.execute(total):
+            _cube_cumulate(self.groups["total"], "", row[1:])
+            _cube_cumulate(self.months, month_of(_date(row[0])), row[1:])  # type: ignore[arg-type]
+        for dimension, column, where in self._cube_slices(cube_day)[1:]:
+            stmt = (
+                sa.select(column, *(sa.func.sum(v) for v in values))
+                .where(period, *where)
+                .group_by(column)
+            )
+            for row in await self.session.execute(stmt):
+                _cube_cumulate(self.groups[dimension], row[0], row[1:])
+        await self.durations_of_days(segments)
+
     async def days_from_rollup(self, segments: Sequence[Segment]) -> None:
         """The days at either end of the period, from the daily set-keyed rows."""
         clause = sa.or_(
@@ -814,11 +867,15 @@ class _Reader:
         )
         for row in await self.session.execute(by_day):
             _cube_cumulate(self.months, month_of(_date(row[0])), row[1:])  # type: ignore[arg-type]
+        await self.durations_of_days(segments)
+
+    async def durations_of_days(self, segments: Sequence[Segment]) -> None:
+        """The duration histograms of the days at either end, from the daily set-keyed rows."""
         d = duration
         clause = sa.or_(
             *(sa.and_(d.c.grain == "d", d.c.period.between(s.start, s.end)) for s in segments)
         )
-        if postgres:
+        if _dialect(self.session) == "postgresql":
             observed = sa.select(d).where(clause, *_filters(d, self.query)).cte("observed")
             stmt = _per_dimension(observed, ["n"], ("measure", "value"))
             for dimension, key, measure, value, n in await self.session.execute(stmt):
@@ -937,6 +994,10 @@ async def read_figures(
 ) -> ReportData:
     """What the summary of ``query`` needs, read mostly from the cube: the same figures as
     :func:`read_report`, grouped per dimension instead of as set-keyed cells."""
+    if _dialect(session) == "postgresql":
+        # These reads take milliseconds; PostgreSQL's JIT, which their estimated costs can
+        # trigger, spent over a second compiling one of them (EXPLAIN ANALYZE, 1M cases).
+        await session.execute(sa.text("SET LOCAL jit = off"))
     reader = _Reader(session, query)
     all_segments = segments(query.start, query.end)
     days = [s for s in all_segments if s.grain == "d"]
@@ -948,7 +1009,10 @@ async def read_figures(
             if getattr(query, dimension) is not None:
                 await reader.pairs_from_rollup(segment, dimension)
     if days:
-        await reader.days_from_rollup(days)
+        if query.province is None and query.team is None and query.offence is None:
+            await reader.days_from_margins(days)
+        else:
+            await reader.days_from_rollup(days)
     if query.province is not None:
         # Filtered to one province, the breakdown by province is its total.
         reader.groups["province"] = {}
@@ -992,7 +1056,7 @@ async def replace_all(
     """Empty the projection and fill it anew, inside the caller's transaction (which holds the
     write lock): readers see the old figures or the new ones, never a mix or a double count."""
     postgres = _dialect(session) == "postgresql"
-    tables = [aggregate, rollup, duration, distinct, cube, cube_duration, cube_distinct]
+    tables = [aggregate, rollup, duration, distinct, cube, cube_duration, cube_distinct, cube_day]
     if postgres:
         await session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables)))
     else:
@@ -1006,6 +1070,7 @@ async def replace_all(
     cube_records = [(*key, *counts) for key, counts in sorted(cube_counts.items()) if any(counts)]
     cube_duration_records = [(*key, n) for key, n in sorted(cube_durations.items()) if n]
     children_records = [(*key, n) for key, n in sorted(rows.children().items()) if n]
+    day_records = [(*key, *counts) for key, counts in sorted(rows.days().items()) if any(counts)]
     batches: list[tuple[sa.Table, Sequence[str], list[tuple[Any, ...]]]] = [
         (aggregate, ("kind", "aggregate_id", "facts"), fact_records),
         (rollup, (*ROLLUP_KEY, *METRIC_COLUMNS), count_records),
@@ -1014,6 +1079,7 @@ async def replace_all(
         (cube, (*CUBE_KEY, *METRIC_COLUMNS), cube_records),
         (cube_duration, (*CUBE_DURATION_KEY, "n"), cube_duration_records),
         (cube_distinct, (*CUBE_DISTINCT_KEY, "n"), children_records),
+        (cube_day, (*CUBE_DAY_KEY, *METRIC_COLUMNS), day_records),
     ]
     if postgres:
         connection = await session.connection()

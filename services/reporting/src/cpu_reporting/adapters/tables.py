@@ -21,6 +21,10 @@
   prev)``, ``prev`` being the child's previous day under that key (see
   :func:`~cpu_reporting.domain.contributions.first_days`); the children of ``[start, end]`` are
   the sum over its periods where ``prev < start``. Kept per child in the same transaction.
+* ``rpt_cube_day``: the daily ``rpt_rollup`` rows again, per day, under the cube keys with at
+  most one dimension not ``*`` (:func:`~cpu_reporting.domain.contributions.margin_keys`): the
+  total and the three breakdowns of a summary with no filter, for the days at either end of
+  its period (a few dozen rows a day instead of every cell of the day).
 * ``rpt_projection_lock``: one row; every write of the projection updates it first, so writers
   (four consumer groups, a rebuild) take turns and never compute from a stale read.
 """
@@ -141,4 +145,24 @@ cube_distinct = sa.Table(
     sa.Column("n", sa.BigInteger(), nullable=False),
 )
 
-PROJECTION_TABLES = (aggregate, rollup, duration, distinct, cube, cube_duration, cube_distinct)
+cube_day = sa.Table(
+    "rpt_cube_day",
+    metadata,
+    *_cube_dimensions(),
+    sa.Column("period", sa.Date(), primary_key=True),
+    *(
+        sa.Column(metric_column(m), sa.BigInteger(), nullable=False, server_default="0")
+        for m in METRICS
+    ),
+)
+
+PROJECTION_TABLES = (
+    aggregate,
+    rollup,
+    duration,
+    distinct,
+    cube,
+    cube_duration,
+    cube_distinct,
+    cube_day,
+)

@@ -133,6 +133,17 @@ def cube_keys(province: str, teams: str, offences: str) -> list[tuple[str, str, 
     return [(p, t, o) for p in provinces for t in team_keys for o in offence_keys]
 
 
+def margin_keys(province: str, teams: str, offences: str) -> list[tuple[str, str, str]]:
+    """The cube keys with at most one dimension not :data:`ALL` that a figure of these
+    dimensions adds to: the total, and its place in each breakdown of an unfiltered summary."""
+    return [
+        (ALL, ALL, ALL),
+        (province, ALL, ALL),
+        *((ALL, t, ALL) for t in set_members(teams) or [UNKNOWN]),
+        *((ALL, ALL, o) for o in set_members(offences) or [UNKNOWN]),
+    ]
+
+
 #: ``prev`` of a child's first day under a cube key: before every period.
 NO_PREVIOUS = date.min
 

@@ -45,7 +45,7 @@ SEQUENTIAL_REQUESTS = 300
 STEP_SECONDS = 10
 STEP_RATES = (50, 100, 150, 200, 300, 400, 600, 800)
 SUSTAINED_P99_MS = 250.0
-# As many as the service's database pool (10 + 10 overflow): more concurrent requests would
+# As many as the service's database pool (20 connections): more concurrent requests would
 # only queue inside the service for a connection; here they queue in the client instead,
 # where the open loop still counts their waiting.
 CONNECTIONS = 20

@@ -89,3 +89,21 @@ def test_cluster_bands() -> None:
         "cluster_5_plus",
         "cluster_5_plus",
     ]
+
+
+def test_stored_reasons_are_compact_json_of_codes_and_points() -> None:
+    import json
+
+    from cpu_icac.domain.priority import PriorityAssessment, PriorityReason
+    from cpu_icac.service_layer.ingest import _reasons_json
+
+    for report in REPORTS:
+        stored = _assess(report, 3)
+        expected = json.dumps([[r.code, r.points] for r in stored.reasons], separators=(",", ":"))
+        assert _reasons_json(stored) == expected
+        assert assessment_from_reasons(json.loads(_reasons_json(stored))) == stored
+    odd = PriorityAssessment(
+        "P3", -3, (PriorityReason('a"b\\ឈ\n', -3, "t"), PriorityReason("x", 0, "t"))
+    )
+    assert _reasons_json(odd) == json.dumps([['a"b\\ឈ\n', -3], ["x", 0]], separators=(",", ":"))
+    assert _reasons_json(PriorityAssessment("P3", 0, ())) == "[]"

@@ -108,8 +108,9 @@ class Harness:
         )
         return self.envelope(data, referral, source="intake")
 
-    async def deliver(self, topic: str, *envelopes: EventEnvelope) -> None:
-        """Hand envelopes to the service's consumer of ``topic`` (inbox, handler, commit)."""
+    async def deliver(self, topic: str, *envelopes: EventEnvelope, as_batch: bool = False) -> None:
+        """Hand envelopes to the service's consumer of ``topic`` (inbox, handler, commit), one
+        poll each, or all in one poll as a batch consumer receives them."""
         consumer = next(c for c in self.runtime.consumers if c.topic == topic)
         # No broker here: a message the consumer would dead-letter fails the test instead.
         consumer.retry = RetryPolicy(max_attempts=2, initial_backoff=0.01)
@@ -118,6 +119,7 @@ class Harness:
             raise AssertionError(f"dead-lettered: {reason}") from exc
 
         consumer._dead_letter = refuse  # type: ignore[method-assign]
+        records: list[ConsumerRecord] = []
         for offset, env in enumerate(envelopes):
             record = ConsumerRecord(
                 topic=topic,
@@ -132,13 +134,15 @@ class Harness:
                 serialized_value_size=len(env.to_bytes()),
                 headers=(),
             )
-            await consumer.process([record])
+            records.append(record)
+        for poll in [records] if as_batch else [[r] for r in records]:
+            await consumer.process(poll)
 
     async def deliver_referral(self, *envelopes: EventEnvelope) -> None:
         await self.deliver(REFERRAL_EVENTS.name, *envelopes)
 
-    async def deliver_tip(self, *envelopes: EventEnvelope) -> None:
-        await self.deliver(TIP_EVENTS.name, *envelopes)
+    async def deliver_tip(self, *envelopes: EventEnvelope, as_batch: bool = False) -> None:
+        await self.deliver(TIP_EVENTS.name, *envelopes, as_batch=as_batch)
 
     async def deliver_evidence(self, *envelopes: EventEnvelope) -> None:
         await self.deliver(EVIDENCE_EVENTS.name, *envelopes)

@@ -19,7 +19,7 @@ from cpu_shared.contracts.forensics import (
     EvidenceCustodyTransferred,
     EvidenceRegistered,
 )
-from cpu_shared.contracts.icac import TipEscalated
+from cpu_shared.contracts.icac import TipEscalated, TipTriaged
 from cpu_shared.contracts.intake import ReferralSubmitted, ReferralTriaged
 from cpu_shared.messaging.consumer import InvalidEvent
 from cpu_shared.security.pseudonym import PSEUDONYM_PATTERN
@@ -212,6 +212,52 @@ async def test_an_escalated_tip_opens_a_case_led_by_icac(casework) -> None:
     assert none.json()["total"] == 0
     bad = await casework.client.get("/api/v1/cases", params={"tip_id": "tip-1"}, headers=supervisor)
     assert bad.status_code == 422
+
+
+async def test_a_feed_volume_batch_of_tip_events_opens_only_the_escalated_tips_case(
+    casework,
+) -> None:
+    """ICAC's topic carries a tip.triaged for every tip: casework takes them 500 to a poll in
+    one transaction, skips them by type, and opens a case for the one escalation among them."""
+    consumer = next(c for c in casework.runtime.consumers if c.topic == "icac.tip.events")
+    assert consumer.batch and consumer.max_records >= 500
+
+    escalated_tip = casework.cw.pseudonyms.pseudonym("tip", "tip-escalated")
+    feed = [
+        casework.envelope(
+            TipTriaged(
+                tip_id=casework.cw.pseudonyms.pseudonym("tip", f"tip-{i}"),
+                priority="P3",
+                in_jurisdiction=True,
+            ),
+            casework.cw.pseudonyms.pseudonym("tip", f"tip-{i}"),
+            source="icac",
+        )
+        for i in range(499)
+    ]
+    feed.insert(
+        250,
+        casework.envelope(
+            TipEscalated(
+                tip_id=escalated_tip,
+                priority="P1",
+                incident_type="online_enticement",
+                escalated_at=casework.clock(),
+            ),
+            escalated_tip,
+            source="icac",
+        ),
+    )
+    await casework.deliver_tip(*feed, as_batch=True)
+    await casework.deliver_tip(*feed, as_batch=True)  # the whole poll redelivered
+
+    rows = await casework.rows("SELECT origin, origin_id, priority, lead_team FROM cases")
+    assert [tuple(r) for r in rows] == [("tip", escalated_tip, "P1", "ICAC")]
+    assert [e.event_type for e in await casework.outbox()] == ["case.opened", "case.assigned"]
+    recorded = await casework.scalar(
+        "SELECT count(*) FROM inbox WHERE consumer_group = 'casework.tip-events'"
+    )
+    assert recorded == 500
 
 
 async def test_forensic_evidence_is_linked_to_its_case_and_old_custody_never_wins(

@@ -6,11 +6,13 @@
 * ``forensics.evidence.events``: every ``evidence.*`` event is linked to its case;
 * publishes ``casework.case.events`` through the outbox.
 
-Other event types on these topics are skipped (the inbox still records them). A known event
-whose data breaks its contract, or that a case rule can never accept, is dead-lettered with the
-rule's name; anything else is retried by the consumer. Handlers that open or link cases and
-that move an evidence item's custody state first claim the event's aggregate version, so a
-replayed older event is skipped rather than applied over a newer one.
+Other event types on these topics are skipped (the inbox still records them); on
+``icac.tip.events`` they are skipped by type before their data is read, because that topic
+carries a ``tip.triaged`` for every tip of every feed and casework wants only escalations.
+A known event whose data breaks its contract, or that a case rule can never accept, is
+dead-lettered with the rule's name; anything else is retried by the consumer. Handlers that
+open or link cases and that move an evidence item's custody state first claim the event's
+aggregate version, so a replayed older event is skipped rather than applied over a newer one.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def referral_handler(cw: Casework, group: str) -> Handler:
 
 def tip_handler(cw: Casework, group: str) -> Handler:
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
+        if envelope.event_type != TipEscalated.event_type:
+            return
         data = parse_event(envelope)
         if not isinstance(data, TipEscalated):
             return
@@ -98,5 +102,14 @@ def register_subscribers(
     runtime.consumer(
         REFERRAL_EVENTS.name, "referral-events", referral_handler(cw, "referral-events"), **options
     )
-    runtime.consumer(TIP_EVENTS.name, "tip-events", tip_handler(cw, "tip-events"), **options)
+    # ICAC's topic runs at feed volume (every tip is triaged), so it is read in batches: one
+    # transaction and one inbox statement per batch, not per skipped tip.triaged.
+    runtime.consumer(
+        TIP_EVENTS.name,
+        "tip-events",
+        tip_handler(cw, "tip-events"),
+        batch=True,
+        max_records=500,
+        **options,
+    )
     runtime.consumer(EVIDENCE_EVENTS.name, "evidence-events", evidence_handler(cw), **options)

@@ -6,7 +6,8 @@ Run: ``uv run python -m bench reporting_summary`` (part of ``make bench``), or
 * summary: synthetic facts of N cases (default 1,000,000; about 10 events each: opening,
   assignment, arrests, charges, court outcomes, victim services, evidence, analyses, closing)
   over 2015-2024, folded into the real rollup rows by the real ``contribute`` and bulk-loaded
-  with COPY into PostgreSQL (set-keyed rows and the monthly/yearly cube); then
+  with COPY into PostgreSQL (set-keyed rows, the monthly/yearly cube, the distinct-children
+  rows and the daily margins); then
   ``GET /reports/summary``'s whole read path (cube, medians, distinct children, months;
   suppression and the document) is timed for a year, a decade, a period starting mid-month,
   and with province/team/offence filters: median and max of a few runs each. The machine's
@@ -14,7 +15,8 @@ Run: ``uv run python -m bench reporting_summary`` (part of ``make bench``), or
 * rebuild: the scenario's events (redeliveries, out-of-order and refused events included)
   repeated under fresh ids up to M events (default 500,000) on a local broker, then
   ``cpu reporting rebuild``'s code from offset 0 into an empty PostgreSQL database; events/s
-  over the whole run (read, fold, compute, swap in), and for the read-and-fold phase alone.
+  over the whole run (read, fold, compute, swap in), and for the read-and-fold phase alone
+  (in shares of the partitions, one process each: ``REPORTING_REBUILD_PROCESSES``).
 """
 
 from __future__ import annotations
@@ -188,11 +190,12 @@ async def produce_events(bootstrap: str, count: int) -> int:
     return sent
 
 
-async def rebuild_rate(bootstrap: str, url: str, count: int) -> tuple[int, float, float, int]:
+async def rebuild_rate(bootstrap: str, url: str, count: int) -> tuple[int, float, float, int, int]:
     produced = await produce_events(bootstrap, count)
     settings = ReportingSettings(database_url=url, kafka_bootstrap_servers=bootstrap)
     result = await Rebuilder(settings).run()
-    return produced, result.rate, result.read / result.read_seconds, result.aggregates
+    rates = result.rate, result.read / result.read_seconds
+    return produced, *rates, result.aggregates, result.shares
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,14 +221,14 @@ def main(argv: list[str] | None = None) -> None:
             with LocalKafka(base / "kafka") as kafka:
                 ensure_topics(kafka.bootstrap_servers, all_topic_names())
                 pg.create_database("bench_rebuild")
-                produced, rate, read_rate, aggregates = asyncio.run(
+                produced, rate, read_rate, aggregates, shares = asyncio.run(
                     rebuild_rate(kafka.bootstrap_servers, pg.url("bench_rebuild"), rebuild_events)
                 )
                 print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
                 print(
                     f"rebuild: {produced:,} events, {aggregates:,} aggregates: "
                     f"{rate:,.0f} events/s end to end (read, fold, compute, swap in); "
-                    f"{read_rate:,.0f} events/s reading and folding"
+                    f"{read_rate:,.0f} events/s reading and folding ({shares} processes)"
                 )
 
 

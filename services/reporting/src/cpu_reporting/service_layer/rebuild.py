@@ -66,6 +66,7 @@ class RebuildResult:
     aggregates: int = 0
     seconds: float = 0.0
     read_seconds: float = 0.0
+    shares: int = 1  # processes that read and folded
 
     @property
     def rate(self) -> float:
@@ -260,6 +261,7 @@ class Rebuilder:
                 counts = {tp: ends[tp] - begins[tp] for tp in tps}
                 total = sum(counts.values())
                 shares = split_partitions(counts, self.processes)
+                self.result.shares = len(shares)
                 forked = [self._fork(share, ends) for share in shares[1:]]
                 own = shares[0]
                 own_total = sum(counts[tp] for tp in own) or 1

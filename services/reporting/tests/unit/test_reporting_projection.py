@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from datetime import date
 
@@ -104,6 +105,13 @@ def test_facts_folded_in_shares_and_merged_are_the_facts_of_all() -> None:
                 k: f.to_json() for k, f in reference.items()
             }
             assert figures(merged) == figures(reference)
+
+
+def test_facts_survive_the_trip_between_rebuild_processes() -> None:
+    facts = fold_all(scenario.build(2030, "unit-test-tag").messages)
+    back = pickle.loads(pickle.dumps(facts))  # noqa: S301 (our own bytes)
+    assert back == facts and {type(f) for f in back.values()} == {type(f) for f in facts.values()}
+    assert {k: f.to_json() for k, f in back.items()} == {k: f.to_json() for k, f in facts.items()}
 
 
 def test_facts_survive_storage() -> None:

@@ -23,6 +23,7 @@ Memory: the facts of every aggregate are held while reading (a few hundred bytes
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import threading
@@ -242,6 +243,18 @@ class Rebuilder:
     # -- the whole rebuild -------------------------------------------------------------------
 
     async def run(self, progress: Progress | None = None) -> RebuildResult:
+        # The rebuild builds a large heap of long-lived facts without cycles: the collector's
+        # full passes over it cost more than the folding (and three times the unpickling of a
+        # share's facts), and find nothing. Back on when done.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await self._run(progress)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _run(self, progress: Progress | None) -> RebuildResult:
         settings = self.settings
         started = time.perf_counter()
         await apply_migrations("cpu_reporting.migrations", settings.database_url)

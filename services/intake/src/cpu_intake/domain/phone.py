@@ -16,15 +16,17 @@ class InvalidPhoneNumber(ValueError):
     """The text is not a valid phone number."""
 
 
-#: E.164 numbers this process found valid (bounded): normalising one again gives itself, and a
-#: submission normalises the reporter's number twice (validation, then matching).
-_VALID_E164: set[str] = set()
-_VALID_E164_MAX = 10_000
+class E164(str):
+    """A number :func:`normalise_phone` found valid, in E.164 form: normalising it again
+    gives itself, so it is not parsed again (a submission's reporter number is normalised by
+    validation, then by matching). The mark lives on the value only: nothing is remembered."""
+
+    __slots__ = ()
 
 
 def normalise_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
     """E.164 form of ``raw`` (``"+85512345678"``); raises :class:`InvalidPhoneNumber`."""
-    if raw in _VALID_E164:
+    if type(raw) is E164:
         return raw
     try:
         number = phonenumbers.parse(raw, region)
@@ -32,8 +34,4 @@ def normalise_phone(raw: str, *, region: str = DEFAULT_REGION) -> str:
         raise InvalidPhoneNumber(raw) from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber(raw)
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if len(_VALID_E164) >= _VALID_E164_MAX:
-        _VALID_E164.clear()
-    _VALID_E164.add(e164)
-    return e164
+    return E164(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))

@@ -381,6 +381,14 @@ def test_invalid_phone_numbers_are_refused(raw: str) -> None:
         normalise_phone(raw)
 
 
+def test_a_normalised_number_normalises_to_itself_and_a_plain_string_is_still_checked() -> None:
+    number = normalise_phone("012 345 678")
+    assert normalise_phone(number) is number  # not parsed again
+    assert normalise_phone("+85512345678") == number
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_phone("+8551")  # E.164-looking text is checked like any other
+
+
 # --- reference --------------------------------------------------------------------------------
 
 
